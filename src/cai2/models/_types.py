@@ -76,8 +76,6 @@ class ChatModel(Protocol):
 class LocalChatModel(ChatModel, Protocol):
     """A model whose activations can be read (the ``hf`` backend)."""
 
-    def hidden_states(
-        self, conversations: Sequence[Conversation], layer: int = -1
-    ) -> np.ndarray:
+    def hidden_states(self, conversations: Sequence[Conversation], layer: int = -1) -> np.ndarray:
         """Mean-pooled hidden state of each conversation at ``layer``: shape (n, hidden_size)."""
         ...
