@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import Field
 
 from cai2.config import StrictModel
 
 
-class RiskTier(str, Enum):
+class RiskTier(StrEnum):
     """Ordered risk tiers; compare with :meth:`rank`."""
 
     low = "low"
