@@ -12,16 +12,20 @@ from cai2.errors import ConfigError, DataError
 
 @pytest.fixture
 def failing_command() -> typer.Typer:
-    """Adds a hidden command that raises what the test asks for."""
+    """An app with one command that raises what the test asks for."""
     state: dict[str, BaseException] = {}
+    app = cli.build_app([])
 
-    @cli.app.command("_raise", hidden=True)
+    @app.command("_raise")
     def _raise() -> None:
         raise state["exc"]
 
-    cli.app.state = state  # type: ignore[attr-defined]
-    yield cli.app
-    cli.app.registered_commands = [c for c in cli.app.registered_commands if c.name != "_raise"]
+    @app.command("_other")
+    def _other() -> None:
+        """A second command, so `_raise` stays a subcommand."""
+
+    app.state = state  # type: ignore[attr-defined]
+    return app
 
 
 @pytest.mark.parametrize(
@@ -41,7 +45,7 @@ def test_exit_codes_and_one_line_errors(
     text: str,
 ) -> None:
     failing_command.state["exc"] = exc  # type: ignore[attr-defined]
-    assert cli.main(["_raise"]) == code
+    assert cli.main(["_raise"], app=failing_command) == code
     err = capsys.readouterr().err
     assert text in err
     assert "Traceback" not in err
@@ -56,3 +60,25 @@ def test_help_lists_commands() -> None:
         [sys.executable, "-m", "cai2.cli", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "Constitutional AI 2.0" in out
+
+
+def test_command_map_matches_what_modules_register() -> None:
+    """Every module registers exactly the top-level commands COMMANDS maps to it."""
+    for module in cli.COMMAND_MODULES:
+        app = cli.build_app([module])
+        names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+        expected = {name for name, owner in cli.COMMANDS.items() if owner == module}
+        assert names == expected, module
+
+
+def test_running_one_command_imports_only_its_module() -> None:
+    code = (
+        "import sys; from cai2 import cli; cli.main(['constitution', 'validate', 'cai-1.0']); "
+        "print(sorted(m for m in sys.modules if m.startswith('cai2.') and m.endswith('_cli')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "cai2.constitution._cli" in out
+    assert "cai2.simulation._cli" not in out
+    assert "cai2.oversight._cli" not in out

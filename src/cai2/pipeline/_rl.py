@@ -1,0 +1,344 @@
+"""The `rl` stage (stage 4): AI feedback from the oversight hierarchy → preference pairs → DPO.
+
+Artifacts in the stage folder: ``samples.jsonl`` (``samples_per_prompt`` sampled replies per prompt;
+resumable, saved after every batch), ``labels.jsonl`` (each reply's soft label, P(violation),
+who decided it and P(refused)), ``preferences.jsonl`` and ``preferences/`` (the (chosen, rejected)
+pairs as JSONL with provenance and as a ``datasets`` dataset), ``provenance.json`` (model, scorer,
+settings) and ``model/`` (merged, loadable as ``hf:<path>``) or ``adapter/`` (``merge: false``).
+A re-run samples only missing prompts and skips the training once it finished.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from cai2.config import StrictModel, load_yaml_model
+from cai2.errors import DataError
+from cai2.models import Conversation
+from cai2.oversight import OversightConfig, OversightHierarchy, default_oversight_config
+from cai2.pipeline._context import StageContext, StageMetrics
+from cai2.pipeline._preferences import (
+    PreferenceSettings,
+    label_candidates,
+    preference_pairs,
+)
+from cai2.pipeline._sl import hf_model_directory
+
+SAMPLES_FILE = "samples.jsonl"
+LABELS_FILE = "labels.jsonl"
+PREFERENCES_FILE = "preferences.jsonl"
+PROVENANCE_FILE = "provenance.json"
+DONE_MARKER = "dpo_done.json"
+
+
+class DPOSettings(StrictModel):
+    """Direct preference optimisation with LoRA (TRL ``DPOTrainer`` + PEFT), on the CPU."""
+
+    beta: float = Field(0.1, gt=0.0, description="DPO β: higher keeps closer to the reference.")
+    loss_type: str = Field("sigmoid", description="TRL DPO loss (`sigmoid` is the DPO paper's).")
+    lora_r: int = Field(16, ge=1, le=512, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get adapters: `all-linear` or a list of names."
+    )
+    learning_rate: float = Field(5e-5, gt=0.0, description="Peak learning rate (linear decay).")
+    epochs: float = Field(2.0, gt=0.0, description="Passes over the preference pairs.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many steps; -1: use `epochs`.")
+    batch_size: int = Field(4, ge=1, description="Pairs per optimiser step (per device).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step.")
+    max_length: int = Field(384, ge=16, description="Tokens of prompt + reply; longer ones cut.")
+    merge: bool = Field(
+        True, description="Merge the adapter into the weights (`model/`); else save `adapter/`."
+    )
+    seed: int = Field(0, description="Seed of data order and adapter initialisation.")
+
+
+@dataclass(frozen=True)
+class DPOResult:
+    """What :func:`train_dpo` did."""
+
+    output: Path
+    """``model/`` (merged, ``save_pretrained`` layout) or ``adapter/`` (PEFT adapter)."""
+    merged: bool
+    steps: int
+    losses: list[float]
+    changed_lora_tensors: int
+    """LoRA tensors whose values differ after training from right before it."""
+    reward_accuracy: float | None
+    """Share of pairs in the last logged step where the implicit reward ranked chosen first."""
+
+    @property
+    def final_loss(self) -> float:
+        """Loss logged at the last step (NaN if nothing was logged)."""
+        return self.losses[-1] if self.losses else float("nan")
+
+
+def train_dpo(
+    model_dir: str | Path,
+    pairs: Sequence[dict[str, Any]],
+    output_dir: str | Path,
+    settings: DPOSettings | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> DPOResult:
+    """Train the model in ``model_dir`` on preference ``pairs`` with DPO and a LoRA adapter.
+
+    The reference model is the same weights with the adapter switched off (TRL does this when it
+    gets a ``peft_config``), so only one copy of the model is in memory.
+
+    Args:
+        model_dir: A ``save_pretrained`` directory with safetensors weights and a chat template.
+        pairs: TRL conversational preference rows: ``prompt``, ``chosen`` and ``rejected`` message
+            lists; other keys are ignored.
+        output_dir: Where ``model/`` or ``adapter/`` and the trainer's scratch folder go.
+        settings: DPO, LoRA and optimiser settings.
+        progress: Called as ``progress(step, total_steps)`` after every optimiser step.
+
+    Raises:
+        DataError: if there are no pairs or a row lacks ``prompt``/``chosen``/``rejected``.
+    """
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import DPOConfig, DPOTrainer
+
+    settings = settings or DPOSettings()
+    if not pairs:
+        raise DataError(
+            "no preference pairs: every prompt's replies were too close (lower "
+            "`preferences.min_margin`, raise `samples_per_prompt` or the temperature)"
+        )
+    for index, row in enumerate(pairs):
+        missing = [key for key in ("prompt", "chosen", "rejected") if key not in row]
+        if missing:
+            raise DataError(f"preference pair {index} lacks {missing}")
+    output = Path(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, use_safetensors=True, dtype=torch.float32
+    )
+    dataset = Dataset.from_list(
+        [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
+    )
+    args = DPOConfig(
+        output_dir=str(output / "trainer"),
+        use_cpu=True,
+        bf16=False,
+        # A 135M model fits easily; checkpointing would only slow the CPU down.
+        gradient_checkpointing=False,
+        beta=settings.beta,
+        loss_type=[settings.loss_type],
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        learning_rate=settings.learning_rate,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=settings.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+    class _Progress(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if progress is not None:
+                progress(int(state.global_step), int(state.max_steps))
+
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_Progress()],
+    )
+    trained: Any = trainer.model
+    before = {name: p.detach().clone() for name, p in trained.named_parameters() if "lora_" in name}
+    trainer.train()
+    logs = [log for log in trainer.state.log_history if "loss" in log]
+    losses = [float(log["loss"]) for log in logs]
+    accuracy = next(
+        (float(log[k]) for log in reversed(logs) for k in log if k.endswith("rewards/accuracies")),
+        None,
+    )
+    changed = sum(
+        not torch.equal(before[name], p.detach())
+        for name, p in trained.named_parameters()
+        if name in before
+    )
+    if settings.merge:
+        target = output / "model"
+        trained.merge_and_unload().save_pretrained(target, safe_serialization=True)
+        tokenizer.padding_side = "left"
+    else:
+        target = output / "adapter"
+        trained.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return DPOResult(
+        target, settings.merge, int(trainer.state.global_step), losses, changed, accuracy
+    )
+
+
+class RLConfig(StrictModel):
+    """Settings of the `rl` stage."""
+
+    prompts: list[str] = Field(
+        default_factory=lambda: ["redteam", "helpful"],
+        description="Training prompt sets (built-in names or `.jsonl` paths), interleaved.",
+    )
+    limit_per_set: int | None = Field(
+        None, ge=1, description="Use only the first this-many prompts of each set."
+    )
+    model: str | None = Field(
+        None,
+        description=(
+            "Policy model spec (an `hf:` model, e.g. the `sl` stage's "
+            "`hf:<run>/artifacts/sl/model`); default: the recipe's model."
+        ),
+    )
+    oversight: OversightConfig | str | None = Field(
+        None,
+        description=(
+            "Hierarchy that labels the replies: inline, or the path of an oversight YAML; "
+            "default: refusal detector → MiniLM head."
+        ),
+    )
+    batch_prompts: int = Field(
+        8, ge=1, description="Prompts sampled per model call; samples are saved after each."
+    )
+    preferences: PreferenceSettings = Field(
+        default_factory=PreferenceSettings, description="Sampling, labelling and pairing."
+    )
+    dpo: DPOSettings = Field(default_factory=DPOSettings, description="DPO + LoRA settings.")
+
+
+def _hierarchy(context: StageContext, config: RLConfig) -> OversightHierarchy:
+    if config.oversight is None:
+        return OversightHierarchy(default_oversight_config())
+    if isinstance(config.oversight, str):
+        return OversightHierarchy(
+            load_yaml_model(context.resolve_path(config.oversight), OversightConfig)
+        )
+    return OversightHierarchy(config.oversight)
+
+
+def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
+    """Sample replies, label them through the hierarchy, build preference pairs, train with DPO."""
+    from datasets import Dataset
+
+    from cai2.critique import training_items
+
+    stage = context.stage
+    spec = config.model or context.model_spec
+    model_dir = hf_model_directory(spec)
+    items = training_items(config.prompts, config.limit_per_set)
+    settings = config.preferences
+    k = settings.samples_per_prompt
+    with stage.open_jsonl(SAMPLES_FILE, id_key="id") as out:
+        todo = [item for item in items if item.id not in out.done_ids]
+        context.progress(len(items) - len(todo), len(items))
+        if todo:
+            model = context.load_model(spec)
+            for start in range(0, len(todo), config.batch_prompts):
+                batch = todo[start : start + config.batch_prompts]
+                conversations: list[Conversation] = [
+                    [{"role": "user", "content": item.prompt}] for item in batch for _ in range(k)
+                ]
+                params = settings.params.model_copy(
+                    update={
+                        "seed": None
+                        if settings.params.seed is None
+                        else settings.params.seed + start
+                    }
+                )
+                generations = model.generate(conversations, params)
+                for index, item in enumerate(batch):
+                    out.append(
+                        {
+                            "id": item.id,
+                            "kind": item.kind,
+                            "prompt": item.prompt,
+                            "responses": [g.text for g in generations[index * k : (index + 1) * k]],
+                            "model": spec,
+                            "params": params.model_dump(mode="json"),
+                        }
+                    )
+                context.progress(len(items) - len(todo) + start + len(batch), len(items))
+    wanted = {item.id for item in items}
+    samples = [record for record in stage.read_jsonl(SAMPLES_FILE) if record["id"] in wanted]
+    hierarchy = _hierarchy(context, config)
+    labelled = label_candidates(samples, hierarchy, settings)
+    stage.path(LABELS_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labelled), encoding="utf-8"
+    )
+    pairs, dropped = preference_pairs(labelled, settings.min_margin)
+    stage.path(PREFERENCES_FILE).write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs), encoding="utf-8"
+    )
+    if pairs:
+        Dataset.from_list(pairs).save_to_disk(str(stage.path("preferences")))
+    stage.write_json(
+        PROVENANCE_FILE,
+        {
+            "model": spec,
+            "prompts": config.prompts,
+            "levels": [level.model_dump(mode="json") for level in hierarchy.config.levels],
+            "judges": [judge.name for judge in hierarchy.judges],
+            "preferences": settings.model_dump(mode="json"),
+        },
+    )
+    metrics: dict[str, Any] = {
+        "prompts": len(items),
+        "replies": sum(len(r["responses"]) for r in samples),
+        "pairs": len(pairs),
+        **dropped,
+        "mean_margin": round(sum(p["margin"] for p in pairs) / len(pairs), 4) if pairs else None,
+    }
+    if stage.path(DONE_MARKER).exists():
+        done = stage.read_json(DONE_MARKER)
+    else:
+        result = train_dpo(model_dir, pairs, stage.dir, config.dpo)
+        done = {
+            "output": str(result.output),
+            "merged": result.merged,
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+            "changed_lora_tensors": result.changed_lora_tensors,
+            "reward_accuracy": result.reward_accuracy,
+        }
+        stage.write_json(DONE_MARKER, done)
+    metrics.update({f"dpo_{key}": value for key, value in done.items()})
+    return metrics
+
+
+def preference_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Read a ``preferences.jsonl`` written by the stage (for training elsewhere)."""
+    source = Path(path)
+    rows = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{source}:{number}: invalid JSON ({exc.msg})") from exc
+    return rows

@@ -1,0 +1,79 @@
+"""`cai2 pipeline rl`: stage 4 on its own (AI feedback → preference pairs → DPO with LoRA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cai2.models import DEFAULT_GENERATION_SPEC
+from cai2.pipeline._context import StageProgress
+
+
+def rl_command(
+    model: Annotated[
+        str, typer.Option("--model", help="Policy model (an `hf:` spec, e.g. the sl output).")
+    ] = DEFAULT_GENERATION_SPEC,
+    prompts: Annotated[
+        list[str] | None,
+        typer.Option("--prompts", help="Training prompt set or .jsonl (repeatable)."),
+    ] = None,
+    limit_per_set: Annotated[
+        int | None, typer.Option("--limit", min=1, help="First N prompts of each set.")
+    ] = None,
+    oversight: Annotated[
+        Path | None,
+        typer.Option("--oversight", help="Oversight YAML (default: refusal → MiniLM head)."),
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", min=2, help="Replies per prompt.")] = 4,
+    min_margin: Annotated[
+        float, typer.Option("--min-margin", min=0.0, max=1.0, help="Smallest label gap kept.")
+    ] = 0.2,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 96,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", min=-1, help="DPO steps; -1 uses the epochs.")
+    ] = -1,
+    run_id: Annotated[str, typer.Option("--run-id", help="Run to create or resume.")] = "rl",
+    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Folder of runs.")] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Delete the run and start over.")
+    ] = False,
+) -> None:
+    """Sample replies, label them through the oversight hierarchy, train on the pairs with DPO."""
+    from cai2.pipeline import Recipe, StageEntry, run_recipe
+
+    config = {
+        "prompts": prompts or ["redteam", "helpful"],
+        "limit_per_set": limit_per_set,
+        "oversight": str(oversight.resolve()) if oversight is not None else None,
+        "preferences": {
+            "samples_per_prompt": samples,
+            "min_margin": min_margin,
+            "params": {"max_tokens": max_tokens, "temperature": 1.0, "top_p": 0.95},
+        },
+        "dpo": {"max_steps": max_steps},
+    }
+    recipe = Recipe(
+        name="rl",
+        description="cai2 pipeline rl",
+        model=model,
+        run_id=run_id,
+        runs_dir=runs_dir,
+        stages=[StageEntry(stage="rl", config=config)],
+    )
+    console = Console(stderr=True)
+    last = {"completed": -1}
+
+    def on_progress(report: StageProgress) -> None:
+        if report.completed != last["completed"]:
+            last["completed"] = report.completed
+            console.print(f"rl: sampled {report.completed}/{report.total} prompts")
+
+    run = run_recipe(recipe, restart=restart, on_progress=on_progress)
+    out = Console()
+    for stage in run.record.stages:
+        for key, value in stage.metrics.items():
+            out.print(f"{key}: {value}")
+    out.print(f"run directory: {run.dir}")

@@ -1,0 +1,184 @@
+"""Stage 4: preference data from the oversight hierarchy, DPO with LoRA, the TRL reward function."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from cai2.errors import DataError
+from cai2.judges import RefusalJudge
+from cai2.models import tiny_model_dir
+from cai2.oversight import LevelConfig, OversightConfig, OversightHierarchy
+from cai2.pipeline import STAGES, Recipe, run_recipe
+from cai2.pipeline._preferences import (
+    PreferenceSettings,
+    constitution_reward,
+    label_candidates,
+    preference_pairs,
+)
+from cai2.pipeline._rl import DPOSettings, train_dpo
+
+REFUSAL = "I'm sorry, but I can't help with that request."
+HARMFUL_ANSWER = "Sure. Step 1: mix the two chemicals in a closed room. Step 2: wait."
+BENIGN_ANSWER = "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen."
+
+
+def _hierarchy() -> OversightHierarchy:
+    return OversightHierarchy(OversightConfig(levels=[LevelConfig(name="triage", judge="refusal")]))
+
+
+def _records() -> list[dict[str, object]]:
+    return [
+        {
+            "id": "h1",
+            "kind": "harmful",
+            "prompt": "How do I make a toxic gas at home?",
+            "responses": [HARMFUL_ANSWER, REFUSAL, HARMFUL_ANSWER + " Done."],
+        },
+        {
+            "id": "b1",
+            "kind": "helpful",
+            "prompt": "Explain photosynthesis.",
+            "responses": [REFUSAL, BENIGN_ANSWER],
+        },
+        {  # both replies comply: the labels are equal, so there is nothing to learn
+            "id": "h2",
+            "kind": "harmful",
+            "prompt": "How do I pick a lock to break in?",
+            "responses": [HARMFUL_ANSWER, "Sure, use a tension wrench and a pick."],
+        },
+    ]
+
+
+def test_pairs_follow_the_hierarchy_labels_and_drop_close_ones() -> None:
+    labelled = label_candidates(_records(), _hierarchy(), PreferenceSettings())
+    assert [label["decided_by"] for label in labelled[0]["labels"]] == ["triage"] * 3
+    pairs, dropped = preference_pairs(labelled, min_margin=0.2)
+    by_id = {pair["id"]: pair for pair in pairs}
+    assert set(by_id) == {"h1", "b1"}
+    assert dropped == {"dropped_low_margin": 1, "dropped_unjudged": 0}
+    # Harmful prompt: the refusal is chosen. Benign prompt: the refusal is rejected.
+    assert by_id["h1"]["chosen"] == [{"role": "assistant", "content": REFUSAL}]
+    assert by_id["b1"]["chosen"] == [{"role": "assistant", "content": BENIGN_ANSWER}]
+    assert by_id["b1"]["rejected"] == [{"role": "assistant", "content": REFUSAL}]
+    for pair in pairs:
+        assert pair["margin"] == pytest.approx(
+            pair["chosen_label"]["label"] - pair["rejected_label"]["label"]
+        )
+        assert pair["margin"] == pytest.approx(0.9)  # 0.95 vs 0.05 refusal evidence levels
+    # A margin above every pair's drops them all.
+    assert preference_pairs(labelled, min_margin=0.95)[1]["dropped_low_margin"] == 3
+
+
+def test_every_level_labels_every_reply_unless_sampling_is_kept() -> None:
+    never_samples = {"random_share": 0.0, "uncertainty_band": (0.5, 0.5), "disagreement": None}
+    config = OversightConfig(
+        levels=[
+            LevelConfig(name="triage", judge="refusal"),
+            LevelConfig(name="top", judge="refusal", sampling=never_samples),  # type: ignore[arg-type]
+        ]
+    )
+    records = _records()[:1]
+    labelled = label_candidates(records, OversightHierarchy(config), PreferenceSettings())
+    assert [label["decided_by"] for label in labelled[0]["labels"]] == ["top"] * 3
+    sampled = label_candidates(
+        records, OversightHierarchy(config), PreferenceSettings(review_every_level=False)
+    )
+    assert [label["decided_by"] for label in sampled[0]["labels"]] == ["triage"] * 3
+
+
+def test_benign_safety_weight_mixes_in_the_violation_label() -> None:
+    settings = PreferenceSettings(benign_safety_weight=1.0)
+    labelled = label_candidates(_records()[1:2], RefusalJudge(), settings)
+    refusal, answer = (label["label"] for label in labelled[0]["labels"])
+    # A refusal is "safe" but unhelpful, an answer the reverse: equal weights give equal labels.
+    assert refusal == pytest.approx(0.5) and answer == pytest.approx(0.5)
+
+
+def test_reward_function_scores_each_completion_like_trl_calls_it() -> None:
+    reward = constitution_reward("refusal")
+    assert reward.__name__ == "constitution_reward"
+    prompt = [{"role": "user", "content": "How do I make a toxic gas at home?"}]
+    rewards = reward(
+        prompts=[prompt, prompt, "Explain photosynthesis."],
+        completions=[
+            [{"role": "assistant", "content": HARMFUL_ANSWER}],
+            [{"role": "assistant", "content": REFUSAL}],
+            BENIGN_ANSWER,
+        ],
+        kind=["harmful", "harmful", "helpful"],
+        completion_ids=[[1], [2], [3]],
+    )
+    assert len(rewards) == 3 and all(isinstance(r, float) for r in rewards)
+    assert rewards[1] > rewards[0]  # refusing a harmful request earns more
+    assert rewards[2] > 0.5  # answering a benign one is rewarded
+    with pytest.raises(DataError):
+        reward(prompts=["a"], completions=["b", "c"])
+
+
+PAIRS = [
+    {
+        "prompt": [{"role": "user", "content": f"How do I hurt someone, case {i}?"}],
+        "chosen": [{"role": "assistant", "content": REFUSAL}],
+        "rejected": [{"role": "assistant", "content": HARMFUL_ANSWER}],
+    }
+    for i in range(4)
+]
+
+
+def test_dpo_loss_is_finite_and_lora_weights_change(tmp_path: Path) -> None:
+    result = train_dpo(
+        tiny_model_dir(),
+        PAIRS,
+        tmp_path,
+        DPOSettings(max_steps=2, batch_size=2, learning_rate=1e-3, merge=False),
+    )
+    assert result.steps == 2 and len(result.losses) == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+    assert result.losses[0] == pytest.approx(math.log(2), abs=1e-3)  # policy = reference at start
+    assert result.changed_lora_tensors > 0
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    with pytest.raises(DataError, match="no preference pairs"):
+        train_dpo(tiny_model_dir(), [], tmp_path)
+
+
+def test_rl_stage_runs_in_a_recipe(tmp_path: Path) -> None:
+    assert "rl" in STAGES
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        '{"id": "a", "prompt": "Say something about cats.", "kind": "helpful"}\n'
+        '{"id": "b", "prompt": "Tell me how to hack a bank.", "kind": "harmful"}\n'
+    )
+    recipe = Recipe(
+        name="rl-test",
+        model="hf:tiny",
+        runs_dir=tmp_path,
+        stages=[
+            {  # type: ignore[list-item]
+                "stage": "rl",
+                "config": {
+                    "prompts": [str(prompts)],
+                    "oversight": {"levels": [{"name": "triage", "judge": "refusal"}]},
+                    # The random-weight model never refuses, so every label ties: keep ties to
+                    # exercise the whole stage.
+                    "preferences": {
+                        "samples_per_prompt": 2,
+                        "min_margin": 0.0,
+                        "params": {"max_tokens": 6, "temperature": 1.0},
+                    },
+                    "dpo": {"max_steps": 1, "batch_size": 2, "merge": False},
+                },
+            }
+        ],
+    )
+    run = run_recipe(recipe)
+    metrics = run.record.stages[0].metrics
+    assert metrics["prompts"] == 2 and metrics["replies"] == 4
+    assert metrics["pairs"] == 2 and metrics["dpo_steps"] == 1
+    assert math.isfinite(float(metrics["dpo_final_loss"]))  # type: ignore[arg-type]
+    stage_dir = run.artifacts_dir / "rl"
+    for name in ("samples.jsonl", "labels.jsonl", "preferences.jsonl", "provenance.json"):
+        assert (stage_dir / name).is_file(), name
+    assert (stage_dir / "adapter" / "adapter_model.safetensors").is_file()

@@ -1,0 +1,89 @@
+"""The `sl` stage and its SFT adapter on the tiny random-weight model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from cai2.errors import ConfigError
+from cai2.models import load_model, tiny_model_dir
+from cai2.pipeline import STAGES, Recipe, run_recipe
+from cai2.pipeline._sl import SFTSettings, hf_model_directory, train_sft
+
+EXAMPLES = [
+    {
+        "prompt": [{"role": "user", "content": f"How do I make poison number {i}?"}],
+        "completion": [
+            {"role": "assistant", "content": "I can't help with that. Please stay safe."}
+        ],
+    }
+    for i in range(4)
+]
+
+
+def test_sft_loss_is_finite_and_merged_weights_change(tmp_path: Path) -> None:
+    result = train_sft(tiny_model_dir(), EXAMPLES, tmp_path, SFTSettings(max_steps=2, batch_size=2))
+    assert result.steps == 2 and len(result.losses) == 2
+    assert all(math.isfinite(loss) for loss in result.losses)
+    assert result.merged and result.changed_tensors > 0
+    assert (result.output / "model.safetensors").is_file()
+    reloaded = load_model(f"hf:{result.output}")
+    assert reloaded.generate([[{"role": "user", "content": "Hi"}]], None)[0].finish_reason in (
+        "stop",
+        "length",
+    )
+
+
+def test_sft_can_keep_the_adapter(tmp_path: Path) -> None:
+    result = train_sft(
+        tiny_model_dir(), EXAMPLES, tmp_path, SFTSettings(max_steps=1, batch_size=2, merge=False)
+    )
+    assert not result.merged
+    assert (result.output / "adapter_model.safetensors").is_file()
+    assert result.changed_tensors > 0  # lora_B starts at zero and moved
+
+
+def test_sl_stage_runs_in_a_recipe_and_resumes(tmp_path: Path) -> None:
+    assert "sl" in STAGES
+    short = {"max_tokens": 4}
+    recipe = Recipe(
+        name="sl-test",
+        model="hf:tiny",
+        runs_dir=tmp_path,
+        stages=[
+            {  # type: ignore[list-item]
+                "stage": "sl",
+                "config": {
+                    "limit_per_set": 2,
+                    "policy": "cai-1.0",
+                    "rounds": 1,
+                    "critique": {
+                        "response": short,
+                        "critique": short,
+                        "revision": short,
+                        "judge": None,
+                    },
+                    "keep_unrevised_kinds": ["helpful", "harmful"],
+                    "sft": {"max_steps": 1, "batch_size": 2},
+                },
+            }
+        ],
+    )
+    run = run_recipe(recipe)
+    metrics = run.record.stages[0].metrics
+    assert metrics["critique_prompts"] == 4
+    assert metrics["sft_examples"] == 4
+    assert metrics["sft_steps"] == 1 and metrics["sft_changed_tensors"] > 0
+    stage_dir = run.record.stages[0]
+    folder = run.dir / "artifacts" / stage_dir.name
+    for name in ("revisions.jsonl", "sft.jsonl", "dataset", "model"):
+        assert (folder / name).exists(), name
+    again = run_recipe(recipe)  # finished stage: skipped, same metrics
+    assert again.record.stages[0].metrics == metrics
+
+
+def test_sl_needs_an_hf_student() -> None:
+    with pytest.raises(ConfigError, match="`hf:` spec"):
+        hf_model_directory("openai:http://127.0.0.1:1/v1#m")
