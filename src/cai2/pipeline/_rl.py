@@ -23,6 +23,7 @@ from cai2.errors import DataError
 from cai2.models import Conversation
 from cai2.oversight import OversightConfig, OversightHierarchy, default_oversight_config
 from cai2.pipeline._context import StageContext, StageMetrics
+from cai2.pipeline._lora import cpu_trainer_arguments, lora_config, step_progress_callback
 from cai2.pipeline._preferences import (
     PreferenceSettings,
     label_candidates,
@@ -106,8 +107,7 @@ def train_dpo(
     """
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     settings = settings or DPOSettings()
@@ -131,46 +131,18 @@ def train_dpo(
         [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
     )
     args = DPOConfig(
-        output_dir=str(output / "trainer"),
-        use_cpu=True,
-        bf16=False,
-        # A 135M model fits easily; checkpointing would only slow the CPU down.
-        gradient_checkpointing=False,
+        **cpu_trainer_arguments(settings, output),
         beta=settings.beta,
         loss_type=[settings.loss_type],
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        max_length=settings.max_length,
-        seed=settings.seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
     )
-    lora = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=settings.target_modules,
-        task_type="CAUSAL_LM",
-    )
-
-    class _Progress(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if progress is not None:
-                progress(int(state.global_step), int(state.max_steps))
 
     trainer = DPOTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[_Progress()],
+        peft_config=lora_config(settings),
+        callbacks=[step_progress_callback(progress)],
     )
     trained: Any = trainer.model
     before = {name: p.detach().clone() for name, p in trained.named_parameters() if "lora_" in name}

@@ -28,6 +28,7 @@ from cai2.critique import (
 )
 from cai2.errors import ConfigError, DataError
 from cai2.pipeline._context import StageContext, StageMetrics
+from cai2.pipeline._lora import cpu_trainer_arguments, lora_config, step_progress_callback
 
 REVISIONS_FILE = "revisions.jsonl"
 SFT_FILE = "sft.jsonl"
@@ -96,8 +97,7 @@ def train_sft(
     """
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     settings = settings or SFTSettings()
@@ -117,46 +117,15 @@ def train_sft(
     dataset = Dataset.from_list(
         [{"prompt": row["prompt"], "completion": row["completion"]} for row in examples]
     )
-    args = SFTConfig(
-        output_dir=str(output / "trainer"),
-        use_cpu=True,
-        # TRL turns on bf16 and gradient checkpointing by default; on a CPU bf16 is emulated and
-        # checkpointing recomputes activations, each several times slower for a 135M model.
-        bf16=False,
-        gradient_checkpointing=False,
-        num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        learning_rate=settings.learning_rate,
-        max_length=settings.max_length,
-        seed=settings.seed,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    lora = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=settings.target_modules,
-        task_type="CAUSAL_LM",
-    )
-
-    class _Progress(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if progress is not None:
-                progress(int(state.global_step), int(state.max_steps))
+    args = SFTConfig(**cpu_trainer_arguments(settings, output))
 
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[_Progress()],
+        peft_config=lora_config(settings),
+        callbacks=[step_progress_callback(progress)],
     )
     trainer.train()
     losses = [float(log["loss"]) for log in trainer.state.log_history if "loss" in log]
