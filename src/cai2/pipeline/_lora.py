@@ -4,23 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from pydantic import Field
+
+from cai2.config import StrictModel
 
 
-class LoraTrainingSettings(Protocol):
-    """The fields `SFTSettings` and `DPOSettings` have in common."""
+class LoraTrainingSettings(StrictModel):
+    """LoRA and optimiser settings shared by `SFTSettings` and `DPOSettings`."""
 
-    lora_r: int
-    lora_alpha: int
-    lora_dropout: float
-    target_modules: str | list[str]
-    learning_rate: float
-    epochs: float
-    max_steps: int
-    batch_size: int
-    gradient_accumulation_steps: int
-    max_length: int
-    seed: int
+    lora_r: int = Field(16, ge=1, le=512, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get adapters: `all-linear` or a list of names."
+    )
+    learning_rate: float = Field(2e-4, gt=0.0, description="Peak learning rate (linear decay).")
+    epochs: float = Field(2.0, gt=0.0, description="Passes over the training examples.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many steps; -1: use `epochs`.")
+    batch_size: int = Field(8, ge=1, description="Examples per optimiser step (per device).")
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step.")
+    max_length: int = Field(384, ge=16, description="Tokens per example; longer ones are cut.")
+    merge: bool = Field(
+        True, description="Merge the adapter into the weights (`model/`); else save `adapter/`."
+    )
+    seed: int = Field(0, description="Seed of data order and adapter initialisation.")
 
 
 def cpu_trainer_arguments(settings: LoraTrainingSettings, output: Path) -> dict[str, Any]:

@@ -23,7 +23,12 @@ from cai2.errors import DataError
 from cai2.models import Conversation
 from cai2.oversight import OversightConfig, OversightHierarchy, default_oversight_config
 from cai2.pipeline._context import StageContext, StageMetrics
-from cai2.pipeline._lora import cpu_trainer_arguments, lora_config, step_progress_callback
+from cai2.pipeline._lora import (
+    LoraTrainingSettings,
+    cpu_trainer_arguments,
+    lora_config,
+    step_progress_callback,
+)
 from cai2.pipeline._preferences import (
     PreferenceSettings,
     label_candidates,
@@ -38,27 +43,15 @@ PROVENANCE_FILE = "provenance.json"
 DONE_MARKER = "dpo_done.json"
 
 
-class DPOSettings(StrictModel):
+class DPOSettings(LoraTrainingSettings):
     """Direct preference optimisation with LoRA (TRL ``DPOTrainer`` + PEFT), on the CPU."""
 
     beta: float = Field(0.1, gt=0.0, description="DPO β: higher keeps closer to the reference.")
     loss_type: str = Field("sigmoid", description="TRL DPO loss (`sigmoid` is the DPO paper's).")
-    lora_r: int = Field(16, ge=1, le=512, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    target_modules: str | list[str] = Field(
-        "all-linear", description="Modules that get adapters: `all-linear` or a list of names."
-    )
     learning_rate: float = Field(5e-5, gt=0.0, description="Peak learning rate (linear decay).")
     epochs: float = Field(2.0, gt=0.0, description="Passes over the preference pairs.")
-    max_steps: int = Field(-1, ge=-1, description="Stop after this many steps; -1: use `epochs`.")
     batch_size: int = Field(4, ge=1, description="Pairs per optimiser step (per device).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step.")
     max_length: int = Field(384, ge=16, description="Tokens of prompt + reply; longer ones cut.")
-    merge: bool = Field(
-        True, description="Merge the adapter into the weights (`model/`); else save `adapter/`."
-    )
-    seed: int = Field(0, description="Seed of data order and adapter initialisation.")
 
 
 @dataclass(frozen=True)

@@ -28,32 +28,22 @@ from cai2.critique import (
 )
 from cai2.errors import ConfigError, DataError
 from cai2.pipeline._context import StageContext, StageMetrics
-from cai2.pipeline._lora import cpu_trainer_arguments, lora_config, step_progress_callback
+from cai2.pipeline._lora import (
+    LoraTrainingSettings,
+    cpu_trainer_arguments,
+    lora_config,
+    step_progress_callback,
+)
 
 REVISIONS_FILE = "revisions.jsonl"
 SFT_FILE = "sft.jsonl"
 DONE_MARKER = "sft_done.json"
 
 
-class SFTSettings(StrictModel):
+class SFTSettings(LoraTrainingSettings):
     """Supervised fine-tuning with a LoRA adapter (TRL ``SFTTrainer`` + PEFT), on the CPU."""
 
-    lora_r: int = Field(16, ge=1, le=512, description="LoRA rank.")
-    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
-    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA input.")
-    target_modules: str | list[str] = Field(
-        "all-linear", description="Modules that get adapters: `all-linear` or a list of names."
-    )
-    learning_rate: float = Field(2e-4, gt=0.0, description="Peak learning rate (linear decay).")
     epochs: float = Field(2.0, gt=0.0, description="Passes over the SFT examples.")
-    max_steps: int = Field(-1, ge=-1, description="Stop after this many steps; -1: use `epochs`.")
-    batch_size: int = Field(8, ge=1, description="Examples per optimiser step (per device).")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Batches per optimiser step.")
-    max_length: int = Field(384, ge=16, description="Tokens per example; longer ones are cut.")
-    merge: bool = Field(
-        True, description="Merge the adapter into the weights (`model/`); else save `adapter/`."
-    )
-    seed: int = Field(0, description="Seed of data order and adapter initialisation.")
 
 
 @dataclass(frozen=True)
