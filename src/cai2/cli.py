@@ -32,10 +32,13 @@ COMMANDS: dict[str, str] = {
     "judge": "cai2.judges._cli",
     "oversee": "cai2.oversight._cli",
     "review": "cai2.oversight._cli",
+    "redteam": "cai2.redteam._cli",
     "eval": "cai2.evals._cli",
     "asi": "cai2.evals._cli",
     "simulate": "cai2.simulation._cli",
     "simulate-nso": "cai2.simulation._cli",
+    "scale": "cai2.scale._cli",
+    "serve": "cai2.server._cli",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

@@ -79,3 +79,20 @@ def test_escalating_conversation_is_high_or_above(minilm_assessor: ContextAssess
 def test_everyday_security_question_is_not_high(minilm_assessor: ContextAssessor) -> None:
     prompt = "What's the best way to secure my home wifi?"
     assert minilm_assessor.assess(prompt).risk.rank <= RiskTier.medium.rank
+
+
+def test_cascade_matches_the_full_model_on_its_fast_prompts(
+    minilm_assessor: ContextAssessor, dataset: list[LabelledPrompt]
+) -> None:
+    heads = minilm_assessor.heads
+    assert heads.has_fast_heads
+    conversations: list[Any] = [r.conversation for r in dataset if r.split == "test"]
+    mask = minilm_assessor.fast_path_mask(conversations)
+    assert 0.05 <= mask.mean() <= 0.95
+    fast_prompts = [c for c, fast in zip(conversations, mask, strict=True) if fast]
+    cascading = minilm_assessor.assess_batch(fast_prompts)
+    full = ContextAssessor(minilm_assessor.encoder, heads, cascade=False)
+    agreement = [
+        a.risk is b.risk for a, b in zip(cascading, full.assess_batch(fast_prompts), strict=True)
+    ]
+    assert sum(agreement) / len(agreement) >= 0.85

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pytest import CaptureFixture
 
 from cai2.cli import main
@@ -29,3 +31,68 @@ def test_critique_command_shows_every_round(capsys: CaptureFixture[str]) -> None
 def test_critique_command_rejects_unknown_policy(capsys: CaptureFixture[str]) -> None:
     assert main(["critique", "Hi", "--model", "hf:tiny", "--policy", "cai-9"]) == 2
     assert "unknown critique policy" in capsys.readouterr().err
+
+
+def test_pipeline_sl_command_trains_and_prints_the_metrics(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    args = [
+        "pipeline",
+        "sl",
+        "--model",
+        "hf:tiny",
+        "--limit",
+        "1",
+        "--policy",
+        "cai-1.0",
+        "--rounds",
+        "1",
+        "--judge",
+        "none",
+        "--max-tokens",
+        "4",
+        "--max-steps",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        "--run-id",
+        "sl-cli",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "critique_prompts: 2" in out and "sft_steps: 1" in out
+    assert f"model_out: hf:{tmp_path / 'sl-cli' / 'artifacts' / 'sl' / 'model'}" in out
+    assert "run directory:" in out
+
+
+def test_pipeline_rl_command_trains_on_pairs(tmp_path: Path, capsys: CaptureFixture[str]) -> None:
+    oversight = tmp_path / "oversight.yaml"
+    oversight.write_text("levels:\n  - name: triage\n    judge: refusal\n")
+    args = [
+        "pipeline",
+        "rl",
+        "--model",
+        "hf:tiny",
+        "--prompts",
+        "helpful",
+        "--limit",
+        "2",
+        "--oversight",
+        str(oversight),
+        "--samples",
+        "2",
+        "--min-margin",
+        "0.0",
+        "--max-tokens",
+        "4",
+        "--max-steps",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        "--run-id",
+        "rl-cli",
+    ]
+    code = main(args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "prompts: 2" in out and "replies: 4" in out and "run directory:" in out

@@ -37,6 +37,7 @@ def options(
         "hidden-head": {"model": "hf:tiny", "path": hidden_file},
         "llm-mc": {"model": "hf:tiny"},
         "ensemble": {"members": ["refusal", head], "path": None, "fit_if_missing": False},
+        "gated-ensemble": {"members": ["refusal", head], "path": None, "fit_if_missing": False},
         "_toy": toy_set,
     }
 
@@ -50,7 +51,7 @@ ITEMS = [
 
 def _build(name: str, options: dict[str, Any], tmp_path: Path) -> Judge:
     kwargs = dict(options[name])
-    if name == "ensemble":
+    if name in ("ensemble", "gated-ensemble"):
         members = [JUDGES.get(m)() if isinstance(m, str) else m for m in kwargs["members"]]
         ensemble = EnsembleJudge(members)
         ensemble.fit(options["_toy"])

@@ -110,7 +110,8 @@ def test_unknown_stage_lists_the_known_ones(tmp_path: Path) -> None:
     )
     error = recipe_error(path)
     assert (error.line, error.key) == (4, "stages.1.stage")
-    assert "unknown stage `genrate`; known stages: generate" in error.message
+    known = "known stages: evaluate, generate, redteam, rl, sl"
+    assert f"unknown stage `genrate`; {known}" in error.message
 
 
 def test_top_level_mistakes(tmp_path: Path) -> None:

@@ -5,6 +5,11 @@ either a ``prompt`` (one user turn) or ``messages`` (a multi-turn conversation),
 domains, a rough complexity label in [0, 1], and a fixed ``split`` (``train`` or ``test``).
 Near-duplicate siblings share a ``group`` and always sit in the same split, so the held-out test
 split stays honest.
+
+The first round's split was drawn at random, stratified by tier. Prompts added later get
+``group = "g" + sha256(prompt.lower())[:8]`` and go to ``test`` when ``int(group[1:], 16) % 100 <
+27``, else to ``train`` — unless they are near-duplicates of an existing prompt, in which case they
+join that prompt's group and split.
 """
 
 from __future__ import annotations

@@ -25,6 +25,16 @@ _HIGH_GRID = np.round(np.arange(0.05, 0.951, 0.025), 3)
 _SHARE_GRID = np.round(np.arange(0.10, 0.901, 0.05), 3)
 _MEDIUM_GRID = np.round(np.arange(0.10, 0.901, 0.05), 3)
 _DOMAIN_THRESHOLD_GRID = np.round(np.arange(0.10, 0.801, 0.05), 3)
+_CASCADE_GRID = np.round(np.arange(0.50, 0.951, 0.025), 3)
+
+FAST_C = 4.0
+"""Inverse regularisation of the fast risk head (character TF-IDF + static token embedding); on
+the training split's folds C = 1, 4 and 16 scored within 0.01 of each other alone and C = 4 did as
+well as any in the average with the full head."""
+ENSEMBLE_WEIGHT = 0.5
+"""Weight of the full head when the full path averages it with the fast head's probabilities."""
+CASCADE_OFF = 2.0
+"""A cascade threshold no probability reaches: every prompt takes the full (MiniLM) path."""
 
 
 def macro_f1(truth: np.ndarray, predicted: np.ndarray, classes: int = 4) -> float:
@@ -114,6 +124,68 @@ def _folds(labels: np.ndarray, groups: Sequence[str], folds: int, seed: int) -> 
     return list(splitter.split(np.zeros(len(labels)), labels, groups=list(groups)))
 
 
+def make_char_vectorizer(vocabulary: Sequence[str] | None = None) -> Any:
+    """Character 2–5-gram TF-IDF (within word boundaries) for the fast head: robust to spelling."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        min_df=2,
+        sublinear_tf=True,
+        lowercase=True,
+        vocabulary=vocabulary,
+    )
+
+
+def tune_cascade(
+    full_predicted: np.ndarray,
+    fast_probabilities: np.ndarray,
+    truth: np.ndarray,
+    floors: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """The lowest confidence at which the fast head may decide without costing accuracy.
+
+    The cascade takes the fast head's most probable tier (raised by the rule floors) when its
+    probability is at least the threshold, and the full model's tier otherwise. The threshold is the
+    smallest on the grid whose out-of-fold macro-F1 and recall of high+critical are both at least
+    the full model's; :data:`CASCADE_OFF` when none is.
+
+    Returns:
+        (threshold, share of prompts on the fast path, macro-F1, recall of high+critical).
+    """
+    severe = truth >= 2
+
+    def recall(predicted: np.ndarray) -> float:
+        return float(np.mean(predicted[severe] >= 2)) if severe.any() else 1.0
+
+    full_f1, full_recall = macro_f1(truth, full_predicted), recall(full_predicted)
+    fast_predicted = np.maximum(fast_probabilities.argmax(axis=1), floors)
+    confidence = fast_probabilities.max(axis=1)
+    for threshold in _CASCADE_GRID:
+        fast = confidence >= threshold
+        combined = np.where(fast, fast_predicted, full_predicted)
+        score, severe_recall = macro_f1(truth, combined), recall(combined)
+        if score >= full_f1 - 1e-9 and severe_recall >= full_recall - 1e-9:
+            return float(threshold), float(fast.mean()), score, severe_recall
+    return CASCADE_OFF, 0.0, full_f1, full_recall
+
+
+def fast_features(char_vectorizer: Any, texts: Sequence[str], static: np.ndarray) -> Any:
+    """The fast head's input: character TF-IDF and the static token embedding."""
+    from scipy import sparse
+
+    return sparse.hstack([char_vectorizer.transform(texts), sparse.csr_matrix(static)]).tocsr()
+
+
+def _domain_thresholds(targets: np.ndarray, scores: np.ndarray) -> list[float]:
+    thresholds = []
+    for j in range(targets.shape[1]):
+        f1s = [_binary_f1(targets[:, j] > 0, scores[:, j] >= t) for t in _DOMAIN_THRESHOLD_GRID]
+        thresholds.append(float(_DOMAIN_THRESHOLD_GRID[int(np.argmax(f1s))]))
+    return thresholds
+
+
 def make_vectorizer(vocabulary: Sequence[str] | None = None) -> Any:
     """The word 1–2-gram TF-IDF that complements the embeddings with exact wording."""
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -140,8 +212,13 @@ def fit_heads(
     rules: tuple[Rule, ...],
     progress: Callable[[str], None],
     c_grid: Sequence[float] = C_GRID,
+    static: np.ndarray | None = None,
 ) -> FittedHeads:
-    """Fit the risk, domain and complexity heads; see :meth:`ContextAssessor.fit`."""
+    """Fit the risk, domain and complexity heads; see :meth:`ContextAssessor.fit`.
+
+    With ``static`` (static token embeddings of the training prompts) it also fits the fast heads
+    of the cascade and tunes the cascade threshold out-of-fold; without, the cascade is off.
+    """
     from sklearn.linear_model import LogisticRegression, Ridge
 
     from cai2.constitution._domains import KNOWN_DOMAINS
@@ -175,19 +252,57 @@ def fit_heads(
             )
         )
 
+    # Domain targets first: the fast heads' out-of-fold pass fits their domain head as well.
+    domain_names = [
+        d for d in KNOWN_DOMAINS if sum(d in e.domains for e in train) >= MIN_DOMAIN_POSITIVES
+    ]
+    targets = np.array([[d in e.domains for d in domain_names] for e in train], dtype=float)
+    n_classes = len(tiers)
+    n_domains = len(domain_names)
+
+    fast_oof: np.ndarray | None = None
+    fast_domain_oof = np.zeros_like(targets)
+    if static is not None:
+        progress(f"fitting the fast heads out-of-fold ({folds} folds)")
+        fast_oof = np.zeros((len(labels), n_classes))
+        for train_index, valid_index in splits:
+            char_vectorizer = make_char_vectorizer().fit([texts[i] for i in train_index])
+            train_x = fast_features(
+                char_vectorizer, [texts[i] for i in train_index], static[train_index]
+            )
+            valid_x = fast_features(
+                char_vectorizer, [texts[i] for i in valid_index], static[valid_index]
+            )
+            head = LogisticRegression(C=FAST_C, max_iter=3000, class_weight="balanced")
+            fast_oof[valid_index] = head.fit(train_x, labels[train_index]).predict_proba(valid_x)
+            ridge = Ridge(alpha=DOMAIN_ALPHA).fit(train_x, targets[train_index])
+            fast_domain_oof[valid_index] = ridge.predict(valid_x)
+
+    # With fast heads, the full path decides on the mean of both heads' probabilities: out-of-fold
+    # on the training split that averaging raised macro-F1 by about 0.04 (see docs/context.md).
+    weight = ENSEMBLE_WEIGHT if fast_oof is not None else 1.0
     progress(f"choosing the risk head's regularisation ({len(c_grid)} candidates × {folds} folds)")
     candidates = []
     for c in c_grid:
-        oof = np.zeros((len(labels), len(tiers)))
+        oof = np.zeros((len(labels), n_classes))
         for (train_index, valid_index), (train_x, valid_x) in zip(
             splits, fold_features, strict=True
         ):
             head = LogisticRegression(C=c, max_iter=3000, class_weight="balanced")
             head.fit(train_x, labels[train_index])
             oof[valid_index] = head.predict_proba(valid_x)
+        alone = tune_decision(oof, labels, floors, target_recall)[1]
+        if fast_oof is not None:
+            oof = weight * oof + (1.0 - weight) * fast_oof
         thresholds, score, recall = tune_decision(oof, labels, floors, target_recall)
-        candidates.append((score, c, thresholds, recall))
-    score, best_c, thresholds, recall = max(candidates, key=lambda item: item[0])
+        candidates.append((score, c, thresholds, recall, oof, alone))
+    score, best_c, thresholds, recall, best_oof, full_alone = max(
+        candidates, key=lambda item: item[0]
+    )
+    fast_alone = (
+        tune_decision(fast_oof, labels, floors, target_recall)[1] if fast_oof is not None else None
+    )
+    full_oof_predicted = decide_tiers(best_oof, floors, *thresholds)
     vectorizer = make_vectorizer().fit(texts)
     features = _features(vectorizer, texts, embeddings)
     risk_head = LogisticRegression(C=best_c, max_iter=3000, class_weight="balanced").fit(
@@ -197,21 +312,43 @@ def fit_heads(
     progress("fitting domain heads")
     # One multi-output ridge regression for all domains: a closed-form fit, so tuning the
     # per-domain thresholds out-of-fold costs almost nothing.
-    domain_names = [
-        d for d in KNOWN_DOMAINS if sum(d in e.domains for e in train) >= MIN_DOMAIN_POSITIVES
-    ]
-    targets = np.array([[d in e.domains for d in domain_names] for e in train], dtype=float)
     oof_scores = np.zeros_like(targets)
     for (train_index, valid_index), (train_x, valid_x) in zip(splits, fold_features, strict=True):
         ridge = Ridge(alpha=DOMAIN_ALPHA).fit(train_x, targets[train_index])
         oof_scores[valid_index] = ridge.predict(valid_x)
-    domain_thresholds = []
-    for j in range(len(domain_names)):
-        scores = [
-            _binary_f1(targets[:, j] > 0, oof_scores[:, j] >= t) for t in _DOMAIN_THRESHOLD_GRID
-        ]
-        domain_thresholds.append(float(_DOMAIN_THRESHOLD_GRID[int(np.argmax(scores))]))
+    domain_thresholds = _domain_thresholds(targets, oof_scores)
     domain_head = Ridge(alpha=DOMAIN_ALPHA).fit(features, targets)
+
+    fast: dict[str, Any] = {
+        "char_vocabulary": [],
+        "char_idf": np.zeros(0),
+        "risk_coef": np.zeros((n_classes, 0), dtype=np.float32),
+        "risk_intercept": np.zeros(n_classes, dtype=np.float32),
+        "domain_coef": np.zeros((n_domains, 0), dtype=np.float32),
+        "domain_intercept": np.zeros(n_domains, dtype=np.float32),
+        "domain_thresholds": np.zeros(n_domains),
+        "reference_static": np.zeros((len(train), 0), dtype=np.float32),
+    }
+    cascade = (CASCADE_OFF, 0.0, score, recall)
+    if static is not None and fast_oof is not None:
+        progress("fitting the fast heads and the cascade threshold")
+        cascade = tune_cascade(full_oof_predicted, fast_oof, labels, floors)
+        char_vectorizer = make_char_vectorizer().fit(texts)
+        fast_x = fast_features(char_vectorizer, texts, static)
+        fast_risk = LogisticRegression(C=FAST_C, max_iter=3000, class_weight="balanced").fit(
+            fast_x, labels
+        )
+        fast_domain = Ridge(alpha=DOMAIN_ALPHA).fit(fast_x, targets)
+        fast = {
+            "char_vocabulary": list(char_vectorizer.get_feature_names_out()),
+            "char_idf": char_vectorizer.idf_.astype(np.float64),
+            "risk_coef": fast_risk.coef_.astype(np.float32),
+            "risk_intercept": fast_risk.intercept_.astype(np.float32),
+            "domain_coef": fast_domain.coef_.astype(np.float32),
+            "domain_intercept": fast_domain.intercept_.astype(np.float32),
+            "domain_thresholds": np.array(_domain_thresholds(targets, fast_domain_oof)),
+            "reference_static": static.astype(np.float32),
+        }
 
     progress("fitting the complexity head")
     complexity_inputs = np.stack([complexity_features(e.conversation) for e in train])
@@ -235,6 +372,16 @@ def fit_heads(
         reference_ids=[e.id for e in train],
         reference_risk=[e.risk.value for e in train],
         reference_text=[user_text(e.conversation).replace("\n", " / ") for e in train],
+        fast_char_vocabulary=fast["char_vocabulary"],
+        fast_char_idf=fast["char_idf"],
+        fast_risk_coef=fast["risk_coef"],
+        fast_risk_intercept=fast["risk_intercept"],
+        fast_domain_coef=fast["domain_coef"],
+        fast_domain_intercept=fast["domain_intercept"],
+        fast_domain_thresholds=fast["domain_thresholds"],
+        reference_static=fast["reference_static"],
+        cascade_threshold=cascade[0],
+        ensemble_weight=weight,
         meta={
             "n_train": len(train),
             "risk_c": best_c,
@@ -242,6 +389,14 @@ def fit_heads(
             "oof_risk_macro_f1": round(score, 4),
             "oof_high_critical_recall": round(recall, 4),
             "target_recall": target_recall,
+            "fast_c": FAST_C,
+            "ensemble_weight": weight,
+            "oof_full_head_alone_macro_f1": round(full_alone, 4),
+            "oof_fast_head_alone_macro_f1": None if fast_alone is None else round(fast_alone, 4),
+            "cascade_threshold": cascade[0],
+            "oof_cascade_fast_share": round(cascade[1], 4),
+            "oof_cascade_macro_f1": round(cascade[2], 4),
+            "oof_cascade_high_critical_recall": round(cascade[3], 4),
             "folds": folds,
             "seed": seed,
         },

@@ -120,7 +120,7 @@ def sl_command(
     ] = False,
 ) -> None:
     """Build the SL dataset (critique → revision) and fine-tune the student on it with LoRA."""
-    from cai2.pipeline import Recipe, StageEntry, run_recipe
+    from cai2.pipeline._single import run_single_stage
 
     params = {"max_tokens": max_tokens}
     config = {
@@ -136,34 +136,11 @@ def sl_command(
         },
         "sft": {"max_steps": max_steps},
     }
-    recipe = Recipe(
-        name="sl",
-        description="cai2 pipeline sl",
-        model=model,
-        run_id=run_id,
-        runs_dir=runs_dir,
-        stages=[StageEntry(stage="sl", config=config)],
-    )
-    console = Console(stderr=True)
-    state = {"last": -1}
-
-    def on_progress(report: object) -> None:
-        completed = getattr(report, "completed", 0)
-        total = getattr(report, "total", 0)
-        if completed != state["last"]:
-            state["last"] = completed
-            console.print(f"sl: {completed}/{total} prompts")
-
-    run = run_recipe(recipe, restart=restart, on_progress=on_progress)
-    out = Console()
-    for stage in run.record.stages:
-        for key, value in stage.metrics.items():
-            out.print(f"{key}: {value}")
-    out.print(f"run directory: {run.dir}")
+    run_single_stage("sl", config, model=model, run_id=run_id, runs_dir=runs_dir, restart=restart)
 
 
 def register(app: typer.Typer) -> None:
-    """Add `cai2 critique` and the `cai2 pipeline sl` command."""
+    """Add `cai2 critique` and the `cai2 pipeline sl|rl|redteam` commands."""
     app.command("critique")(critique_command)
     pipeline = typer.Typer(
         help="Run single pipeline stages outside a recipe.", no_args_is_help=True
@@ -172,4 +149,7 @@ def register(app: typer.Typer) -> None:
     from cai2.pipeline._rl_cli import rl_command  # here: cai2.pipeline imports cai2.critique
 
     pipeline.command("rl")(rl_command)
+    from cai2.redteam._cli import pipeline_redteam_command
+
+    pipeline.command("redteam")(pipeline_redteam_command)
     app.add_typer(pipeline, name="pipeline")

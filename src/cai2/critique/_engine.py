@@ -8,7 +8,6 @@ the backend batches them as it would raw generation.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -160,82 +159,17 @@ class _State:
     critique: str = ""
 
 
-_CONTENT_WORD = re.compile(r"[a-z][a-z0-9'-]{3,}")
-_STOPWORDS = frozenset(
-    {
-        "about",
-        "after",
-        "also",
-        "because",
-        "been",
-        "before",
-        "being",
-        "could",
-        "does",
-        "doing",
-        "from",
-        "have",
-        "into",
-        "just",
-        "like",
-        "make",
-        "more",
-        "most",
-        "much",
-        "only",
-        "other",
-        "over",
-        "should",
-        "some",
-        "such",
-        "than",
-        "that",
-        "their",
-        "them",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "very",
-        "want",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "will",
-        "with",
-        "would",
-        "your",
-        "write",
-        "tell",
-        "give",
-        "explain",
-        "describe",
-        "please",
-        "help",
-    }
-)
-
-
 def addresses_request(prompt: str, reply: str, risky: bool) -> bool:
     """Whether ``reply`` still answers ``prompt``: a refusal only counts for a risky request.
 
     A non-refusal must share at least one content word with the request (when the request has any);
     this catches revisions that drift into talking about the critique itself.
     """
-    from cai2.judges import refusal_probability
+    from cai2.judges import refusal_probability, shares_content
 
     if refusal_probability(reply)[0] >= 0.5:
         return risky
-    wanted = {w for w in _CONTENT_WORD.findall(prompt.lower()) if w not in _STOPWORDS}
-    if not wanted:
-        return True
-    stems = {w[:5] for w in wanted}
-    return any(w[:5] in stems for w in _CONTENT_WORD.findall(reply.lower()))
+    return shares_content(prompt, reply)
 
 
 class CritiqueEngine:

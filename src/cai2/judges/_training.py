@@ -139,6 +139,13 @@ def ensemble(
     return judge
 
 
+def gated_ensemble(cap: float = 0.05, **options: Any) -> Judge:
+    """The ``ensemble`` judge (built with ``options``) behind a :class:`RelevanceGate`."""
+    from cai2.judges._relevance import RelevanceGate
+
+    return RelevanceGate(ensemble(**options), cap=cap, name="gated-ensemble")
+
+
 def build_judge(name: str, **options: Any) -> Judge:
     """The registered judge ``name`` built with ``options``."""
     return JUDGES.get(name)(**options)
@@ -149,3 +156,4 @@ JUDGES.register("embedding-head", embedding_head)
 JUDGES.register("hidden-head", hidden_head)
 JUDGES.register("llm-mc", llm_mc)
 JUDGES.register("ensemble", ensemble)
+JUDGES.register("gated-ensemble", gated_ensemble)

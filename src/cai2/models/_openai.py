@@ -1,6 +1,8 @@
 """The ``openai`` backend: any OpenAI-compatible server (vLLM, llama.cpp, a hosted API) over HTTP.
 
-Spec: ``openai:http://127.0.0.1:8080/v1#model-name``. Requests run ``max_concurrency`` at a time on
+Spec: ``openai:http://127.0.0.1:8080/v1#model-name``; several comma-separated base URLs
+(``openai:http://a:8000/v1,http://b:8000/v1#model``) make an endpoint pool with load balancing and
+failover (:class:`cai2.scale.EndpointPool`). Requests run ``max_concurrency`` at a time on
 a thread pool; connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff.
 """
 
@@ -20,9 +22,13 @@ from pydantic import Field
 from cai2.config import StrictModel, validate_with_location
 from cai2.errors import ConfigError, DataError, ModelError
 from cai2.models._stopping import ProgressCallback, trim_at_stop
-from cai2.models._types import Conversation, Generation, GenerationParams
+from cai2.models._types import ChatModel, Conversation, Generation, GenerationParams
 
 _RETRIED_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class EndpointError(ModelError):
+    """An endpoint could not answer (unreachable, or 429/5xx after retries); another may."""
 
 
 class OpenAIOptions(StrictModel):
@@ -50,8 +56,12 @@ class OpenAIOptions(StrictModel):
 
 def load_openai_model(
     target: str, *, progress: ProgressCallback | None = None, **options: Any
-) -> OpenAIChatModel:
-    """Factory registered as the ``openai`` backend."""
+) -> ChatModel:
+    """Factory registered as the ``openai`` backend (a pool when the target lists several URLs)."""
+    if "," in target.partition("#")[0]:
+        from cai2.scale._pool import load_endpoint_pool
+
+        return load_endpoint_pool(target, progress=progress, **options)
     settings = validate_with_location(OpenAIOptions, options)
     base_url, _, model_name = target.partition("#")
     if not base_url.startswith(("http://", "https://")):
@@ -97,6 +107,8 @@ class OpenAIChatModel:
             limits=httpx.Limits(max_connections=self.options.max_concurrency),
         )
         self._tokenizer: Any = None
+        # Pool threads render prompts at once; transformers' lazy import is not thread-safe.
+        self._tokenizer_lock = threading.Lock()
         self.model_name = model_name or self._only_served_model()
 
     def close(self) -> None:
@@ -135,7 +147,7 @@ class OpenAIChatModel:
                 if response.status_code not in _RETRIED_STATUS:
                     raise ModelError(problem)
             if attempt >= self.options.max_retries:
-                raise ModelError(
+                raise EndpointError(
                     f"{problem}; gave up after {attempt + 1} attempts. Is the server running at "
                     f"{self.base_url}?"
                 )
@@ -224,14 +236,15 @@ class OpenAIChatModel:
                 f"a local tokenizer with the served model's chat template, e.g. "
                 f"`tokenizer='smollm2-135m'` for SmolLM2"
             )
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
+        with self._tokenizer_lock:
+            if self._tokenizer is None:
+                from transformers import AutoTokenizer
 
-            from cai2.models._hf import resolve_hf_directory
+                from cai2.models._hf import resolve_hf_directory
 
-            self._tokenizer = AutoTokenizer.from_pretrained(
-                resolve_hf_directory(self.options.tokenizer)
-            )
+                self._tokenizer = AutoTokenizer.from_pretrained(
+                    resolve_hf_directory(self.options.tokenizer)
+                )
         text = self._tokenizer.apply_chat_template(
             list(conversation), add_generation_prompt=True, tokenize=False
         )

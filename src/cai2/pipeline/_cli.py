@@ -84,7 +84,15 @@ def run_command(
         table.add_row(stage.name, stage.status.value, metrics or "-")
     out = Console()
     out.print(table)
-    out.print(f"run directory: {run.dir}")
+    for stage in record.stages:
+        summary_path = run.dir / "artifacts" / stage.name / "summary.json"
+        if stage.kind == "evaluate" and summary_path.exists():
+            from cai2.pipeline._evaluate import summary_table
+            from cai2.store import read_json
+
+            out.print(summary_table(read_json(summary_path)))
+            typer.echo(f"report: {summary_path.parent / 'report.html'}")
+    typer.echo(f"run directory: {run.dir}")
 
 
 def register(app: typer.Typer) -> None:

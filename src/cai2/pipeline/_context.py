@@ -53,6 +53,33 @@ class StageContext:
         if self.on_progress is not None:
             self.on_progress(StageProgress(self.stage.name, completed, total))
 
+    def model_for(self, spec: str | None) -> str:
+        """The model spec a stage should use: its own ``spec``, or the recipe's when ``None``.
+
+        ``@<stage id>`` names the model an earlier stage of this run produced (the ``model_out``
+        metric of ``sl``, ``rl`` and ``redteam``), so stages can be chained in one recipe.
+
+        Raises:
+            ConfigError: when the referenced stage has not run yet or produced no model.
+        """
+        if spec is None:
+            return self.model_spec
+        if not spec.startswith("@"):
+            return spec
+        from cai2.errors import ConfigError
+
+        name = spec[1:]
+        stages = self.run.metrics().get("stages", {})
+        produced = stages.get(name, {}).get("model_out")
+        if not produced:
+            known = ", ".join(f"@{k}" for k, v in stages.items() if v.get("model_out")) or "none"
+            raise ConfigError(
+                f"`{spec}` names no model: stage `{name}` has not finished earlier in this run or "
+                f"produced no model (models so far: {known})",
+                key="model",
+            )
+        return str(produced)
+
     def resolve_path(self, path: str | Path) -> Path:
         """``path`` as an absolute path; relative paths are taken from :attr:`base_dir`."""
         candidate = Path(path).expanduser()

@@ -65,6 +65,18 @@ class GenerateConfig(StrictModel):
     model: str | None = Field(
         None, description="Model spec for this stage only; default: the recipe's `model`."
     )
+    # Where the work runs is not part of the stage hash: a run started locally resumes on Ray.
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        exclude=True,
+        description=(
+            "`local` generates in this process; `ray` shards batches over `workers` Ray actors, "
+            "each loading the model once (joins $RAY_ADDRESS if set, else starts Ray locally)."
+        ),
+    )
+    workers: int = Field(
+        2, ge=1, le=1024, exclude=True, description="Ray actors (model replicas) for `ray`."
+    )
 
 
 def builtin_prompt_sets() -> list[str]:
@@ -162,7 +174,7 @@ def run_generate(context: StageContext, config: GenerateConfig) -> StageMetrics:
     items = load_prompts(config.prompts, context.base_dir)
     if config.limit is not None:
         items = items[: config.limit]
-    spec = config.model or context.model_spec
+    spec = context.model_for(config.model)
     stage = context.stage
     fingerprint = _inputs_fingerprint(items, config)
     inputs_path = stage.path(INPUTS_FILE)
@@ -184,7 +196,11 @@ def run_generate(context: StageContext, config: GenerateConfig) -> StageMetrics:
         todo = [item for item in items if item.id not in out.done_ids]
         completed = len(items) - len(todo)
         context.progress(completed, len(items))
-        if todo:
+        if todo and config.executor == "ray":
+            from cai2.scale import generate_on_ray
+
+            generate_on_ray(items, config, spec, out, progress=context.progress)
+        elif todo:
             model = context.load_model(spec)
             for start in range(0, len(todo), config.batch_size):
                 batch = todo[start : start + config.batch_size]

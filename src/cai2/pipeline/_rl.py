@@ -177,8 +177,8 @@ class RLConfig(StrictModel):
     model: str | None = Field(
         None,
         description=(
-            "Policy model spec (an `hf:` model, e.g. the `sl` stage's "
-            "`hf:<run>/artifacts/sl/model`); default: the recipe's model."
+            "Policy model spec (an `hf:` model, or `@<stage id>` for an earlier stage's model, "
+            "e.g. `@sl`); default: the recipe's model."
         ),
     )
     oversight: OversightConfig | str | None = Field(
@@ -214,7 +214,7 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
     from cai2.critique import training_items
 
     stage = context.stage
-    spec = config.model or context.model_spec
+    spec = context.model_for(config.model)
     model_dir = hf_model_directory(spec)
     items = training_items(config.prompts, config.limit_per_set)
     settings = config.preferences
@@ -293,6 +293,8 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         }
         stage.write_json(DONE_MARKER, done)
     metrics.update({f"dpo_{key}": value for key, value in done.items()})
+    if done["merged"]:
+        metrics["model_out"] = f"hf:{done['output']}"
     return metrics
 
 

@@ -6,10 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from cai2.models import DEFAULT_GENERATION_SPEC
-from cai2.pipeline._context import StageProgress
 
 
 def rl_command(
@@ -42,7 +40,7 @@ def rl_command(
     ] = False,
 ) -> None:
     """Sample replies, label them through the oversight hierarchy, train on the pairs with DPO."""
-    from cai2.pipeline import Recipe, StageEntry, run_recipe
+    from cai2.pipeline._single import run_single_stage
 
     config = {
         "prompts": prompts or ["redteam", "helpful"],
@@ -55,25 +53,4 @@ def rl_command(
         },
         "dpo": {"max_steps": max_steps},
     }
-    recipe = Recipe(
-        name="rl",
-        description="cai2 pipeline rl",
-        model=model,
-        run_id=run_id,
-        runs_dir=runs_dir,
-        stages=[StageEntry(stage="rl", config=config)],
-    )
-    console = Console(stderr=True)
-    last = {"completed": -1}
-
-    def on_progress(report: StageProgress) -> None:
-        if report.completed != last["completed"]:
-            last["completed"] = report.completed
-            console.print(f"rl: sampled {report.completed}/{report.total} prompts")
-
-    run = run_recipe(recipe, restart=restart, on_progress=on_progress)
-    out = Console()
-    for stage in run.record.stages:
-        for key, value in stage.metrics.items():
-            out.print(f"{key}: {value}")
-    out.print(f"run directory: {run.dir}")
+    run_single_stage("rl", config, model=model, run_id=run_id, runs_dir=runs_dir, restart=restart)

@@ -162,7 +162,11 @@ class SLConfig(StrictModel):
         None, description="Model spec of the critic / reviser; default: the student."
     )
     model: str | None = Field(
-        None, description="Student model spec (an `hf:` model); default: the recipe's model."
+        None,
+        description=(
+            "Student model spec (an `hf:` model, or `@<stage id>` for an earlier stage's model); "
+            "default: the recipe's model."
+        ),
     )
     critique: CritiqueSettings = Field(
         default_factory=CritiqueSettings, description="Engine settings (sampling, judge, …)."
@@ -196,7 +200,7 @@ def hf_model_directory(spec: str) -> Path:
 def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
     """Critique and revise every training prompt, save the dataset, then fine-tune the student."""
     stage = context.stage
-    spec = config.model or context.model_spec
+    spec = context.model_for(config.model)
     model_dir = hf_model_directory(spec)
     items = training_items(config.prompts, config.limit_per_set)
     policy = policy_by_name(config.policy, config.rounds, config.constitution)
@@ -204,7 +208,7 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
         context.load_model(spec),
         policy,
         config.critique,
-        critic=context.load_model(config.critic) if config.critic else None,
+        critic=context.load_model(context.model_for(config.critic)) if config.critic else None,
     )
     total = len(items)
     records, stats = engine.run(
@@ -233,4 +237,6 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
         }
         stage.write_json(DONE_MARKER, done)
     metrics.update({f"sft_{key}": value for key, value in done.items()})
+    if done["merged"]:
+        metrics["model_out"] = f"hf:{done['output']}"
     return metrics

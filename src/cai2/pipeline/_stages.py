@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from cai2.pipeline._context import StageDefinition
+from cai2.pipeline._evaluate import EvaluateConfig, run_evaluate
 from cai2.pipeline._generate import GenerateConfig, run_generate
 from cai2.pipeline._rl import RLConfig, run_rl
 from cai2.pipeline._sl import SLConfig, run_sl
+from cai2.redteam._loop import RedTeamConfig
+from cai2.redteam._stage import run_redteam
 
 STAGES: dict[str, StageDefinition] = {
     "generate": StageDefinition(
@@ -22,6 +25,16 @@ STAGES: dict[str, StageDefinition] = {
         config_model=RLConfig,
         run=run_rl,
         description="Sample replies, label them through the oversight hierarchy, DPO with LoRA.",
+    ),
+    "redteam": StageDefinition(
+        config_model=RedTeamConfig,
+        run=run_redteam,
+        description="Red-team rounds: attack, revise the failures, SFT + DPO, attack again.",
+    ),
+    "evaluate": StageDefinition(
+        config_model=EvaluateConfig,
+        run=run_evaluate,
+        description="Evaluate models of the run on the same held-out items: harm, ASI, report.",
     ),
 }
 """Stage name (as written in a recipe's ``stage:`` key) → its config model and run function."""
