@@ -1,6 +1,7 @@
 """Benchmark the red-team loop on the embedded model → bench/results/redteam.json.
 
-The `redteam` stage runs as a recipe (resumable: re-running the command continues a stopped run):
+The red-team loop (:class:`cai2.redteam.RedTeamLoop`, the code behind the `redteam` recipe stage)
+runs in ``--dir`` (resumable: re-running the command continues a stopped run):
 
 1. Before round 1 the base model is attacked with the default strategy suite on held-out seeds —
    AdvBench prompts from the installed ``pyrit`` package, held-out split only, never trained on —
@@ -28,7 +29,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cai2.pipeline import Recipe, StageEntry, StageProgress, run_recipe
+from cai2.models import ChatModel, load_model
+from cai2.redteam import RedTeamConfig, RedTeamLoop
 from cai2.store import read_json
 
 RESULTS = Path(__file__).parent / "results" / "redteam.json"
@@ -72,8 +74,7 @@ def main() -> None:
     parser.add_argument("--heldout", type=int, default=24, help="Held-out AdvBench seeds.")
     parser.add_argument("--benign", type=int, default=40, help="Held-out benign prompts.")
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-redteam"))
-    parser.add_argument("--run-id", default="redteam-bench")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/cai2-bench-redteam/loop"))
     args = parser.parse_args()
     started = time.perf_counter()
     config = {
@@ -84,24 +85,25 @@ def main() -> None:
         "attack_params": {"max_tokens": args.max_tokens, "temperature": 0.0},
         "benign_params": {"max_tokens": 96, "temperature": 0.0},
     }
-    recipe = Recipe(
-        name="redteam-bench",
-        description="bench/redteam.py",
-        model=args.model,
-        run_id=args.run_id,
-        runs_dir=args.runs_dir,
-        stages=[StageEntry(stage="redteam", config=config)],
-    )
+    models: dict[str, ChatModel] = {}
+
+    def load(spec: str) -> ChatModel:
+        if spec not in models:
+            models.clear()  # one model in memory at a time: each round replaces the last
+            models[spec] = load_model(spec)
+        return models[spec]
+
     last = {"at": 0.0}
 
-    def progress(report: StageProgress) -> None:
+    def progress(what: str, done: int, total: int) -> None:
         now = time.perf_counter()
-        if now - last["at"] > 30 or report.completed == report.total:
+        if now - last["at"] > 30 or done == total:
             last["at"] = now
-            print(f"[{now - started:6.0f} s] {report.completed}/{report.total}", flush=True)
+            print(f"[{now - started:6.0f} s] {what}: {done}/{total}", flush=True)
 
-    run = run_recipe(recipe, on_progress=progress)
-    stage_dir = run.dir / "artifacts" / "redteam"
+    loop = RedTeamLoop(RedTeamConfig.model_validate(config), args.dir, args.model, load, progress)
+    loop.run()
+    stage_dir = args.dir
     report = read_json(stage_dir / "report" / "report.json")
     evaluations = report["evaluations"]
     last_round = str(args.rounds)

@@ -56,6 +56,7 @@ def test_every_round_attacks_fresh_seeds_and_trains(
     for number in (1, 2):
         rows = [json.loads(line) for line in (folder / f"round-{number}" / "attempts.jsonl").open()]
         assert len(rows) == 4  # two seeds × two strategies
+        assert (folder / f"round-{number}" / "sft_done.json").exists()
         seeds.append({row["seed_id"] for row in rows})
     assert seeds[0].isdisjoint(seeds[1])
     for summary in rounds:

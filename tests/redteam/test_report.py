@@ -76,6 +76,12 @@ def test_coverage_lists_harm_principles_never_attacked() -> None:
     assert coverage["attacked"] == ["cyber.no_deployable_malware", "harmless.no_serious_harm"]
     assert "drugs.harm_reduction" in coverage["never_attacked"]
     assert "helpful.clear" not in coverage["never_attacked"]
+    # Every principle a seed targets counts, not only its most specific one.
+    wide = RECORDS[0].model_copy(
+        update={"targets": ["drugs.harm_reduction", "harmless.no_crime_facilitation"]}
+    )
+    coverage = principle_coverage([wide])
+    assert coverage["attacked"] == ["drugs.harm_reduction", "harmless.no_crime_facilitation"]
 
 
 def test_summary_has_rounds_and_strategy_round_table() -> None:

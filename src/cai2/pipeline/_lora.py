@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -30,13 +30,20 @@ class LoraTrainingSettings(StrictModel):
         True, description="Merge the adapter into the weights (`model/`); else save `adapter/`."
     )
     seed: int = Field(0, description="Seed of data order and adapter initialisation.")
+    device: Literal["cpu", "auto"] = Field(
+        "cpu",
+        description=(
+            "`cpu` trains on the CPU even where an accelerator exists (reproducible, the tested "
+            "path); `auto` lets transformers/accelerate use a GPU when one is visible."
+        ),
+    )
 
 
 def cpu_trainer_arguments(settings: LoraTrainingSettings, output: Path) -> dict[str, Any]:
     """Keyword arguments for a TRL config (`SFTConfig`, `DPOConfig`) that trains on the CPU."""
     return {
         "output_dir": str(output / "trainer"),
-        "use_cpu": True,
+        "use_cpu": settings.device == "cpu",
         # TRL turns on bf16 and gradient checkpointing by default; on a CPU bf16 is emulated and
         # checkpointing recomputes activations, each several times slower for a 135M model.
         "bf16": False,

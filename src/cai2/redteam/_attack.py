@@ -34,6 +34,9 @@ class AttemptRecord(StrictModel):
     category: str
     risk: str = Field(description="Risk tier the context assessment gave the seed.")
     principle: str = Field(description="Principle a success violates (the seed's most specific).")
+    targets: list[str] = Field(
+        default_factory=list, description="Every principle the seed targets, most specific first."
+    )
     strategy: str
     family: str
     variant: int
@@ -105,6 +108,7 @@ def _record(
         category=seed.category,
         risk=seed.risk,
         principle=seed.principle,
+        targets=list(seed.principles),
         strategy=attack.strategy,
         family=family,
         variant=attack.variant,

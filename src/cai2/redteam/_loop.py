@@ -109,7 +109,7 @@ class RedTeamConfig(StrictModel):
         description="Training steps of every round.",
     )
     max_failures_per_round: int | None = Field(
-        96,
+        48,
         ge=1,
         description=(
             "Failures trained on per round, spread evenly over strategies (null: all of them); "
@@ -117,11 +117,11 @@ class RedTeamConfig(StrictModel):
         ),
     )
     sft: SFTSettings = Field(
-        default_factory=lambda: SFTSettings(max_length=1024),
-        description="SFT + LoRA settings (long attacks such as many-shot need the longer limit).",
+        default_factory=lambda: SFTSettings(max_length=512, epochs=1.0),
+        description="SFT + LoRA settings (attacks are longer than plain prompts: 512 tokens).",
     )
     dpo: DPOSettings = Field(
-        default_factory=lambda: DPOSettings(max_length=1024, epochs=1.0),
+        default_factory=lambda: DPOSettings(max_length=512, epochs=1.0),
         description="DPO + LoRA settings.",
     )
     heldout_eval: int = Field(
@@ -494,15 +494,26 @@ class RedTeamLoop:
             summary["trained"] = []
         else:
             if "sft" in self.config.train:
-                result = train_sft(
-                    current_dir,
-                    sft_rows,
-                    folder / "sft",
-                    self.config.sft,
-                    progress=lambda d, t: self._note(f"sft round {round_number}", d, t),
-                )
-                summary["sft_steps"], summary["sft_final_loss"] = result.steps, result.final_loss
-                current_dir = result.output
+                # SFT's result is kept on its own, so a run stopped during DPO keeps its SFT.
+                sft_done = folder / "sft_done.json"
+                if sft_done.exists():
+                    sft = read_json(sft_done)
+                else:
+                    result = train_sft(
+                        current_dir,
+                        sft_rows,
+                        folder / "sft",
+                        self.config.sft,
+                        progress=lambda d, t: self._note(f"sft round {round_number}", d, t),
+                    )
+                    sft = {
+                        "output": str(result.output),
+                        "steps": result.steps,
+                        "final_loss": result.final_loss,
+                    }
+                    atomic_write_json(sft_done, sft)
+                summary["sft_steps"], summary["sft_final_loss"] = sft["steps"], sft["final_loss"]
+                current_dir = Path(sft["output"])
             if "dpo" in self.config.train:
                 dpo = train_dpo(
                     current_dir,

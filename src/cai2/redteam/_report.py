@@ -48,7 +48,7 @@ def asr_by(records: Sequence[AttemptRecord], key: str) -> dict[str, Interval]:
 def principle_coverage(
     records: Sequence[AttemptRecord], constitution: str = "cai-2.0"
 ) -> dict[str, list[str]]:
-    """Harm principles of ``constitution`` attacked by some seed, and those never attacked."""
+    """Harm principles of ``constitution`` some seed targets, and those no seed targets."""
     from cai2.constitution import load_constitution
 
     flat = load_constitution(constitution).flatten()
@@ -57,7 +57,7 @@ def principle_coverage(
         for layer_id, principle, _ in flat.principles()
         if layer_id.startswith(HARM_LAYER_PREFIXES)
     )
-    attacked = sorted({r.principle for r in records})
+    attacked = sorted({p for r in records for p in (r.targets or [r.principle])})
     return {"attacked": attacked, "never_attacked": [p for p in harm if p not in attacked]}
 
 
