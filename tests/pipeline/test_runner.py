@@ -149,6 +149,11 @@ def test_cli_run_then_show(
     assert "responses.jsonl" in capsys.readouterr().out
 
 
+def _default_sigint() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow  # a fresh interpreter imports torch and loads the model: tens of seconds
 def test_ctrl_c_exits_130_and_the_run_resumes(
     tmp_path: Path, runs_dir: Path, write_recipe: WriteRecipe
@@ -164,6 +169,9 @@ def test_ctrl_c_exits_130_and_the_run_resumes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A child inherits an ignored or blocked SIGINT (earlier tests' libraries, or a shell
+        # running the suite in the background); give it the default handling a terminal gives.
+        preexec_fn=_default_sigint,
     )
     try:
         while child.poll() is None:
