@@ -380,7 +380,8 @@ class RedTeamLoop:
                 )
         finally:
             writer.close()
-        return read_jsonl(out)
+        wanted = {failure.id for failure in failures}
+        return [row for row in read_jsonl(out) if row["id"] in wanted]
 
     def _benign(self, model: ChatModel, round_number: int, out: Path) -> list[dict[str, Any]]:
         """The model's own answers to this round's benign training prompts (refusals dropped)."""
