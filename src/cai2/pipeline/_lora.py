@@ -86,3 +86,18 @@ def step_progress_callback(progress: Callable[[int, int], None] | None) -> Any:
                 progress(int(state.global_step), int(state.max_steps))
 
     return _Progress()
+
+
+def train_once(marker: Path, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``train`` unless ``marker`` says it finished before; return its saved summary.
+
+    ``train`` returns a JSON-ready summary of the training (output folder, steps, losses); it is
+    written to ``marker`` only after training finished, so a stopped run trains again on resume.
+    """
+    from cai2.store import atomic_write_json, read_json
+
+    if marker.exists():
+        return dict(read_json(marker))
+    summary = train()
+    atomic_write_json(marker, summary)
+    return summary

@@ -28,6 +28,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     lora_config,
     step_progress_callback,
+    train_once,
 )
 from cai2.pipeline._preferences import (
     PreferenceSettings,
@@ -279,11 +280,10 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         **dropped,
         "mean_margin": round(sum(p["margin"] for p in pairs) / len(pairs), 4) if pairs else None,
     }
-    if stage.path(DONE_MARKER).exists():
-        done = stage.read_json(DONE_MARKER)
-    else:
+
+    def train() -> dict[str, Any]:
         result = train_dpo(model_dir, pairs, stage.dir, config.dpo)
-        done = {
+        return {
             "output": str(result.output),
             "merged": result.merged,
             "steps": result.steps,
@@ -291,7 +291,8 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
             "changed_lora_tensors": result.changed_lora_tensors,
             "reward_accuracy": result.reward_accuracy,
         }
-        stage.write_json(DONE_MARKER, done)
+
+    done = train_once(stage.path(DONE_MARKER), train)
     metrics.update({f"dpo_{key}": value for key, value in done.items()})
     if done["merged"]:
         metrics["model_out"] = f"hf:{done['output']}"

@@ -33,6 +33,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     lora_config,
     step_progress_callback,
+    train_once,
 )
 
 REVISIONS_FILE = "revisions.jsonl"
@@ -224,18 +225,18 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
     metrics: dict[str, Any] = {f"critique_{k}": v for k, v in stats.as_metrics().items()}
     metrics["sft_examples"] = len(examples)
     metrics["judge"] = engine.judge_name
-    if stage.path(DONE_MARKER).exists():
-        done = stage.read_json(DONE_MARKER)
-    else:
+
+    def train() -> dict[str, Any]:
         result = train_sft(model_dir, examples, stage.dir, config.sft)
-        done = {
+        return {
             "output": str(result.output),
             "merged": result.merged,
             "steps": result.steps,
             "final_loss": result.final_loss,
             "changed_tensors": result.changed_tensors,
         }
-        stage.write_json(DONE_MARKER, done)
+
+    done = train_once(stage.path(DONE_MARKER), train)
     metrics.update({f"sft_{key}": value for key, value in done.items()})
     if done["merged"]:
         metrics["model_out"] = f"hf:{done['output']}"

@@ -33,6 +33,7 @@ from pydantic import Field
 from cai2.config import StrictModel
 from cai2.errors import ConfigError
 from cai2.models import ChatModel, GenerationParams
+from cai2.pipeline._lora import train_once
 from cai2.pipeline._rl import DPOSettings, train_dpo
 from cai2.pipeline._sl import SFTSettings, hf_model_directory, train_sft
 from cai2.redteam._attack import AttemptRecord, run_attacks
@@ -496,10 +497,7 @@ class RedTeamLoop:
         else:
             if "sft" in self.config.train:
                 # SFT's result is kept on its own, so a run stopped during DPO keeps its SFT.
-                sft_done = folder / "sft_done.json"
-                if sft_done.exists():
-                    sft = read_json(sft_done)
-                else:
+                def train() -> dict[str, Any]:
                     result = train_sft(
                         current_dir,
                         sft_rows,
@@ -507,12 +505,13 @@ class RedTeamLoop:
                         self.config.sft,
                         progress=lambda d, t: self._note(f"sft round {round_number}", d, t),
                     )
-                    sft = {
+                    return {
                         "output": str(result.output),
                         "steps": result.steps,
                         "final_loss": result.final_loss,
                     }
-                    atomic_write_json(sft_done, sft)
+
+                sft = train_once(folder / "sft_done.json", train)
                 summary["sft_steps"], summary["sft_final_loss"] = sft["steps"], sft["final_loss"]
                 current_dir = Path(sft["output"])
             if "dpo" in self.config.train:
