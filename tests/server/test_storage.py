@@ -18,9 +18,11 @@ import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, text
 
 from cai2.cli import main
+from cai2.oversight import ReviewQueue
+from cai2.oversight._queue import OversightBase
 from cai2.server import ServiceDB
 from cai2.server._db import VERSION_TABLE, ServeBase, owns_table
 
@@ -38,6 +40,14 @@ def _head() -> str:
     return head
 
 
+def _all_tables() -> MetaData:
+    """The service's and the review queue's tables in one MetaData (what the migrations build)."""
+    combined = MetaData()
+    for table in [*ServeBase.metadata.tables.values(), *OversightBase.metadata.tables.values()]:
+        table.to_metadata(combined)
+    return combined
+
+
 def test_migrations_build_the_models_schema(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.sqlite'}"
     db = ServiceDB(url)
@@ -46,7 +56,7 @@ def test_migrations_build_the_models_schema(tmp_path: Path) -> None:
             connection, opts={"version_table": VERSION_TABLE, "include_name": owns_table}
         )
         assert context.get_current_revision() == _head()
-        assert compare_metadata(context, ServeBase.metadata) == []
+        assert compare_metadata(context, _all_tables()) == []
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     db.create_api_key("a")
     db.close()
@@ -56,6 +66,43 @@ def test_migrations_build_the_models_schema(tmp_path: Path) -> None:
         inspect(again.engine).get_table_names()
     )
     again.close()
+
+
+def test_upgrade_from_0001_keeps_rows_and_adopts_queue_tables(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    import cai2.server._db as db_module
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    with engine.begin() as connection:  # a database as revision 0001 left it
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    ReviewQueue(url).close()  # an older server: the queue tables came from create_all
+    with create_engine(url).begin() as connection:
+        connection.execute(
+            text(
+                "insert into cai2_oversight_audit (run_id, item_id, event, actor, payload, "
+                "created_at) values ('serve', 'x', 'decision', 'hierarchy', '{}', "
+                "'2026-11-01 00:00:00.000000')"
+            )
+        )
+    db = ServiceDB(url)
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"version_table": VERSION_TABLE, "include_name": owns_table}
+        )
+        assert context.get_current_revision() == _head()
+        assert compare_metadata(context, _all_tables()) == []
+        audit = connection.execute(text("select actor from cai2_oversight_audit")).scalars()
+        assert list(audit) == ["hierarchy"]
+    columns = {c["name"] for c in inspect(db.engine).get_columns("cai2_serve_requests")}
+    assert "held_response" in columns
+    db.close()
 
 
 def test_postgresql_by_url(tiny_model: Any, oversight: Any, postgres_url: str) -> None:

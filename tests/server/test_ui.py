@@ -161,3 +161,41 @@ def test_spot_check_bound_opens_a_checkpoint(serve: Any, login: Any) -> None:
         assert "Checkpoint: auto-approval is paused" in client.get("/ui/").text
     held = ask(served, "four").model_extra["cai2"]
     assert held["action"] == "held" and held["human_reasons"] == ["random", "checkpoint"]
+
+
+def test_held_answers_are_released_after_approval(serve: Any, oversight: Any, login: Any) -> None:
+    served = serve(oversight=oversight(checkpoint_every=1))
+    assert ask(served, "Say hello").model_extra["cai2"]["action"] == "answered"
+    first, second = ask(served, "Name a colour"), ask(served, "Name a fruit")
+    held = [first.model_extra["cai2"], second.model_extra["cai2"]]
+    assert [h["action"] for h in held] == ["held", "held"]
+    assert held[0]["retrieve"] == f"/v1/cai2/requests/{first.id}"
+    assert first.choices[0].message.content == served.settings.hold_message
+    headers = {"Authorization": f"Bearer {served.key}"}
+    with httpx.Client(base_url=served.url, headers=headers) as api:
+        waiting = api.get(held[0]["retrieve"]).json()
+        assert (waiting["status"], waiting["content"]) == ("held", None)
+        queue = served.app.state.queue
+        entries = {e.item_id: e.id for e in queue.entries("serve")}
+        with httpx.Client(base_url=served.url) as reviewer:
+            csrf = login(reviewer, "rex", "reviewer-password-1")
+            approve = {"decision": "approve", "csrf": csrf}
+            assert reviewer.post(f"/ui/review/{entries[first.id]}", data=approve).is_redirect
+            override = {"decision": "override", "csrf": csrf, "reason": "unsafe"}
+            assert reviewer.post(f"/ui/review/{entries[second.id]}", data=override).is_redirect
+        released = api.get(f"/v1/cai2/requests/{first.id}").json()
+        record = served.db.request(first.id)
+        assert record is not None and record.held_response == record.original_response
+        assert released["status"] == "released" and released["content"] == record.held_response
+        withheld = api.get(f"/v1/cai2/requests/{second.id}").json()
+        assert withheld["status"] == "withheld"
+        assert withheld["content"] == served.settings.refusal_message
+        answered = api.get("/v1/models").json()  # the key still works; other ids are not found
+        assert answered["data"]
+        assert api.get("/v1/cai2/requests/chatcmpl-unknown").status_code == 404
+    other = served.db.create_api_key("someone-else")
+    response = httpx.get(
+        f"{served.url}/v1/cai2/requests/{first.id}", headers={"Authorization": f"Bearer {other}"}
+    )
+    assert response.status_code == 404  # one client cannot read another's answers
+    assert httpx.get(f"{served.url}/v1/cai2/requests/{first.id}").status_code == 401

@@ -47,11 +47,15 @@ class ReviewStatus(StrEnum):
     SKIPPED = "skipped"
 
 
-class _Base(DeclarativeBase):
-    """Declarative base of the oversight tables (separate from the run index's)."""
+class OversightBase(DeclarativeBase):
+    """Declarative base of the oversight tables (separate from the run index's).
+
+    Under ``cai2 serve`` the service's Alembic migrations create these tables (revision 0002);
+    elsewhere :class:`ReviewQueue` creates any that are missing.
+    """
 
 
-class DecisionRow(_Base):
+class DecisionRow(OversightBase):
     """One decision of a run."""
 
     __tablename__ = "cai2_oversight_decisions"
@@ -63,7 +67,7 @@ class DecisionRow(_Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
-class QueueRow(_Base):
+class QueueRow(OversightBase):
     """One decision in the human review queue."""
 
     __tablename__ = "cai2_review_queue"
@@ -86,7 +90,7 @@ class QueueRow(_Base):
     reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
-class CheckpointRow(_Base):
+class CheckpointRow(OversightBase):
     """A mandatory stop of a run."""
 
     __tablename__ = "cai2_oversight_checkpoints"
@@ -101,7 +105,7 @@ class CheckpointRow(_Base):
     cleared_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
-class AuditRow(_Base):
+class AuditRow(OversightBase):
     """One event of the append-only audit log."""
 
     __tablename__ = "cai2_oversight_audit"
@@ -164,7 +168,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _plain(row: _Base) -> dict[str, Any]:
+def _plain(row: OversightBase) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
@@ -184,7 +188,7 @@ class ReviewQueue:
         self.url = url
         self._engine = open_index(url)
         try:
-            _Base.metadata.create_all(self._engine)
+            OversightBase.metadata.create_all(self._engine)
         except Exception as exc:  # driver errors differ by backend
             self._engine.dispose()
             raise StoreError(f"cannot create the review-queue tables in `{url}`: {exc}") from exc
@@ -310,6 +314,13 @@ class ReviewQueue:
                 query = query.where(QueueRow.run_id == run_id)
             rows = session.scalars(query.order_by(QueueRow.id))
             return [QueueEntry.model_validate(_plain(row)) for row in rows]
+
+    def entry_for(self, run_id: str, item_id: str) -> QueueEntry | None:
+        """The queue entry of one decision, whatever its status; ``None`` if it was never queued."""
+        with self._session() as session:
+            query = select(QueueRow).where(QueueRow.run_id == run_id, QueueRow.item_id == item_id)
+            row = session.scalars(query).first()
+            return None if row is None else QueueEntry.model_validate(_plain(row))
 
     def pending_count(self, run_id: str) -> int:
         """How many of run ``run_id``'s decisions await human review."""

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cai2.models import Conversation, GenerationParams, Message
+from cai2.oversight import ReviewStatus
 from cai2.server._guard import GuardResult
 
 
@@ -276,6 +277,39 @@ async def chat_completions(
             _stream(result, state.settings.model_name), media_type="text/event-stream"
         )
     return JSONResponse(completion_body(result, state.settings.model_name))
+
+
+@router.get("/v1/cai2/requests/{request_id}")
+def request_status(
+    request_id: str, request: Request, client: str = Depends(api_client)
+) -> dict[str, Any]:
+    """What became of one of the client's requests; how a held answer is collected.
+
+    ``status`` is ``final`` for an answer that was not held (``content`` is what was sent),
+    ``held`` while a person has not reviewed it, ``released`` once a person agreed it may go out
+    (``content`` is the held answer) and ``withheld`` when a person judged it a violation or
+    skipped it (``content`` is the refusal message).
+    """
+    state = request.app.state
+    record = state.db.request(request_id)
+    if record is None or record.client != client:  # another client's ids do not exist for you
+        raise APIError(404, f"no request `{request_id}` of this API key", code="not_found")
+    body: dict[str, Any] = {"id": request_id, "object": "cai2.request", "action": record.action}
+    if record.action != "held":
+        return {**body, "status": "final", "content": record.response, "reviewed_at": None}
+    entry = state.queue.entry_for(state.settings.run_id, request_id)
+    if entry is None or entry.status is ReviewStatus.PENDING:
+        return {**body, "status": "held", "content": None, "reviewed_at": None}
+    reviewed_at = entry.reviewed_at.isoformat() if entry.reviewed_at else None
+    if entry.human_violation is False and record.held_response is not None:
+        return {
+            **body,
+            "status": "released",
+            "content": record.held_response,
+            "reviewed_at": reviewed_at,
+        }
+    refusal = state.settings.refusal_message
+    return {**body, "status": "withheld", "content": refusal, "reviewed_at": reviewed_at}
 
 
 @router.post("/bare/v1/chat/completions", response_model=None)

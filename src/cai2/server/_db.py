@@ -1,9 +1,9 @@
 """The service's own tables: API keys, reviewer accounts, sessions, request records, constitutions.
 
 They live next to the review-queue tables of :mod:`cai2.oversight` (decisions, queue, checkpoints,
-audit log) in one database: SQLite with WAL by default, PostgreSQL by URL. The schema is created
+audit log) in one database: SQLite with WAL by default, PostgreSQL by URL. Both sets are created
 and upgraded by the Alembic migrations in ``cai2/server/migrations`` (version table
-``cai2_serve_alembic_version``), never by ``create_all``, so an old database upgrades in place.
+``cai2_serve_alembic_version``), so an old database upgrades in place.
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ class RequestRow(ServeBase):
     messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
     response: Mapped[str] = mapped_column(Text)
     original_response: Mapped[str] = mapped_column(Text)
+    held_response: Mapped[str | None] = mapped_column(Text, nullable=True)
     action: Mapped[str] = mapped_column(String(16), index=True)
     risk: Mapped[str] = mapped_column(String(16))
     domains: Mapped[list[str]] = mapped_column(JSON)
@@ -179,9 +180,14 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
+OVERSIGHT_TABLE_PREFIXES = ("cai2_oversight_", "cai2_review_queue")
+
+
 def owns_table(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Alembic ``include_name`` hook: only the service's tables are the migrations' concern."""
-    return type_ != "table" or bool(name and name.startswith("cai2_serve_"))
+    """Alembic ``include_name`` hook: the service's and the review queue's tables, nothing else."""
+    if type_ != "table":
+        return True
+    return bool(name and name.startswith(("cai2_serve_", *OVERSIGHT_TABLE_PREFIXES)))
 
 
 def upgrade_schema(engine: Engine) -> None:

@@ -115,6 +115,7 @@ class GuardResult:
             "human_review": self.decision.human_review,
             "human_reasons": list(self.decision.human_reasons),
             "checkpoint_waiting": self.checkpoint_waiting,
+            "retrieve": (f"/v1/cai2/requests/{self.request_id}" if self.action == "held" else None),
             "latency_ms": round(self.latency_ms, 2),
             "backend_ms": round(self.backend_ms, 2),
         }
@@ -246,9 +247,11 @@ class Guard:
 
         with self._write_lock:
             waiting = self._checkpoint_waiting()
+            held: str | None = None
             if waiting and action in ("answered", "revised"):
-                # Paused: nothing is released without a person, spot-checked or not.
-                content, action = self.settings.hold_message, "held"
+                # Paused: nothing is released without a person, spot-checked or not. The answer
+                # is kept for release once a person approves (GET /v1/cai2/requests/{id}).
+                held, content, action = content, self.settings.hold_message, "held"
                 decision = decision.model_copy(
                     update={
                         "human_review": True,
@@ -265,6 +268,7 @@ class Guard:
                 messages=[dict(m) for m in messages],
                 response=content,
                 original_response=generation.text,
+                held_response=held,
                 action=action,
                 risk=context.risk.value,
                 domains=list(context.domains),

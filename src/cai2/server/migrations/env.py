@@ -6,12 +6,13 @@ The caller passes an open connection in ``config.attributes["connection"]``; the
 
 from alembic import context
 
+from cai2.oversight._queue import OversightBase
 from cai2.server._db import VERSION_TABLE, ServeBase, owns_table
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=ServeBase.metadata,
+    target_metadata=[ServeBase.metadata, OversightBase.metadata],
     version_table=VERSION_TABLE,
     include_name=owns_table,
     render_as_batch=connection.dialect.name == "sqlite",
