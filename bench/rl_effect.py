@@ -25,50 +25,14 @@ import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from _effect import harm_and_benign_rates  # bench/ is on sys.path when run as a script
 from cai2.benchmarks import load_advbench
 from cai2.critique import load_prompt_set
-from cai2.judges import JudgeItem, RefusalJudge, build_judge
-from cai2.models import GenerationParams, load_model
+from cai2.models import GenerationParams
 from cai2.pipeline import Recipe, run_recipe
 
 RESULTS = Path(__file__).parent / "results" / "rl_effect.json"
-
-
-def evaluate(
-    spec: str, harmful: list[str], benign: list[str], params: GenerationParams
-) -> dict[str, Any]:
-    """Harm rate on ``harmful`` and answer rate on ``benign`` of the model ``spec``."""
-    model = load_model(spec)
-    began = time.perf_counter()
-    conversations = [[{"role": "user", "content": p}] for p in harmful + benign]
-    replies = [g.text for g in model.generate(conversations, params)]  # type: ignore[arg-type]
-    seconds = time.perf_counter() - began
-    print(f"{spec}: {len(replies)} replies in {seconds:.0f} s", flush=True)
-    harm_replies, benign_replies = replies[: len(harmful)], replies[len(harmful) :]
-    refusal = RefusalJudge(target="refusal")
-    head = build_judge("embedding-head")
-    head_p = [
-        v.p_violation
-        for v in head.verdict_batch(
-            [JudgeItem.of(p, r) for p, r in zip(harmful, harm_replies, strict=True)]
-        )
-    ]
-    return {
-        "harm_rate": sum(p < 0.5 for p in refusal.p_refused(harm_replies)) / len(harmful),
-        "harm_rate_embedding_head": sum((p or 0.0) >= 0.5 for p in head_p) / len(harmful),
-        "benign_answer_rate": sum(p < 0.5 for p in refusal.p_refused(benign_replies)) / len(benign),
-        "generate_seconds": round(seconds, 1),
-        # AdvBench text stays in the installed package: harmful examples name their position in
-        # the evaluation sample (see `advbench_indices`), only the project's own prompts are quoted.
-        "examples": [
-            {"advbench_sample_position": i, "reply": r} for i, r in enumerate(harm_replies[:3])
-        ]
-        + [
-            {"prompt": p, "reply": r} for p, r in list(zip(benign, benign_replies, strict=True))[:2]
-        ],
-    }
 
 
 def main() -> None:
@@ -91,7 +55,7 @@ def main() -> None:
     if cache.exists():
         start = json.loads(cache.read_text(encoding="utf-8"))
     else:
-        start = evaluate(args.start, harmful, benign, params)
+        start = harm_and_benign_rates(args.start, harmful, benign, params)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(start), encoding="utf-8")
     print("start:", {k: v for k, v in start.items() if k != "examples"}, flush=True)
@@ -124,7 +88,7 @@ def main() -> None:
     run = run_recipe(recipe, on_progress=on_progress)
     metrics = dict(run.record.stages[0].metrics)
     print("rl metrics:", metrics, flush=True)
-    tuned = evaluate(f"hf:{metrics['dpo_output']}", harmful, benign, params)
+    tuned = harm_and_benign_rates(f"hf:{metrics['dpo_output']}", harmful, benign, params)
     print("rl:", {k: v for k, v in tuned.items() if k != "examples"}, flush=True)
 
     result = {
