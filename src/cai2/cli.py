@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "simulate-nso": "cai2.simulation._cli",
     "scale": "cai2.scale._cli",
     "serve": "cai2.server._cli",
+    "embed": "cai2.embeddings._cli",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 

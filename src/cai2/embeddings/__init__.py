@@ -1,0 +1,78 @@
+"""Constitutional embeddings: principles as directions in the model's residual stream.
+
+For each principle, a direction is learned from replies that follow it and replies that break it
+(difference of means and a logistic probe; the layer is chosen on a validation split) and stored
+with the constitution it came from (:class:`ConstitutionalEmbeddings`). Two uses:
+
+- a fast judge (:class:`EmbeddingProbeJudge`): the projection, Platt-calibrated, is P(violation);
+- steering (:func:`steering`): a forward hook subtracts the directions of active principles while
+  the model generates, with the strength chosen on validation (:func:`choose_alpha`).
+
+>>> from cai2.embeddings import load_examples, train_embeddings
+>>> from cai2.models import load_model
+>>> model = load_model("hf:smollm2-135m")
+>>> embeddings, report = train_embeddings(model, load_examples())  # doctest: +SKIP
+"""
+
+from cai2.embeddings._activations import decoder_layers, reply_activations
+from cai2.embeddings._data import (
+    SPLIT_FRACTIONS,
+    PrincipleExample,
+    example_split,
+    examples_file,
+    load_examples,
+    split_counts,
+    split_examples,
+)
+from cai2.embeddings._directions import (
+    METHODS,
+    ConstitutionalEmbeddings,
+    PrincipleDirection,
+    PrincipleEvaluation,
+    TrainingReport,
+    auroc,
+    evaluate_embeddings,
+    summary_auroc,
+    train_embeddings,
+)
+from cai2.embeddings._judge import EmbeddingProbeJudge
+from cai2.embeddings._steer import (
+    MAX_BENIGN_DROP,
+    SteeringPoint,
+    choose_alpha,
+    generate_steered,
+    measure_steering,
+    steering,
+    steering_vector,
+    sweep_alpha,
+)
+
+__all__ = [
+    "MAX_BENIGN_DROP",
+    "METHODS",
+    "SPLIT_FRACTIONS",
+    "ConstitutionalEmbeddings",
+    "EmbeddingProbeJudge",
+    "PrincipleDirection",
+    "PrincipleEvaluation",
+    "PrincipleExample",
+    "SteeringPoint",
+    "TrainingReport",
+    "auroc",
+    "choose_alpha",
+    "decoder_layers",
+    "evaluate_embeddings",
+    "example_split",
+    "examples_file",
+    "generate_steered",
+    "load_examples",
+    "measure_steering",
+    "reply_activations",
+    "split_counts",
+    "split_examples",
+    "steering",
+    "steering_vector",
+    "summary_auroc",
+    "sweep_alpha",
+    "train_embeddings",
+]
