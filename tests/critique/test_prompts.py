@@ -2,6 +2,7 @@ import pytest
 
 from cai2.benchmarks import load_advbench
 from cai2.critique import load_prompt_set, training_items
+from cai2.evals import load_benign_items
 from cai2.critique._prompts import _normalise
 from cai2.errors import DataError
 
@@ -17,6 +18,7 @@ def test_prompt_sets_are_large_unique_and_labelled(name: str, kind: str) -> None
 def test_training_prompts_are_disjoint_from_evaluation_prompts() -> None:
     held_out = {_normalise(p) for p in load_advbench()}
     held_out |= {_normalise(item.prompt) for item in load_prompt_set("default")}
+    held_out |= {_normalise(item.prompt) for item in load_benign_items()}
     items = training_items()
     assert len(items) >= 300
     assert not any(_normalise(item.prompt) in held_out for item in items)

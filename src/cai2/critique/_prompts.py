@@ -40,7 +40,8 @@ def training_items(
         sets: Built-in set names or JSONL paths.
         limit_per_set: Take only the first this-many prompts of each set.
         eval_prompts: Prompts that must not be trained on; when ``None``, AdvBench (if ``pyrit`` is
-            installed) and the built-in ``default`` set that the baseline recipe evaluates.
+            installed), the built-in ``default`` set that the baseline recipe evaluates and the
+            held-out benign set of :mod:`cai2.evals` (over-refusal and helpfulness).
 
     Raises:
         DataError: if a training prompt is also an evaluation prompt, naming both.
@@ -56,7 +57,13 @@ def training_items(
             eval_prompts = load_advbench()
         except DataError:
             eval_prompts = []
-        eval_prompts = [*eval_prompts, *(item.prompt for item in load_prompt_set("default"))]
+        from cai2.evals import load_benign_items
+
+        eval_prompts = [
+            *eval_prompts,
+            *(item.prompt for item in load_prompt_set("default")),
+            *(item.prompt for item in load_benign_items()),
+        ]
     held_out = {_normalise(p) for p in eval_prompts}
     for item in items:
         if _normalise(item.prompt) in held_out:

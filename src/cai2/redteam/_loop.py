@@ -386,14 +386,14 @@ class RedTeamLoop:
 
     def _benign(self, model: ChatModel, round_number: int, out: Path) -> list[dict[str, Any]]:
         """The model's own answers to this round's benign training prompts (refusals dropped)."""
-        from cai2.critique import load_prompt_set
+        from cai2.critique import training_items
         from cai2.evals._evaluate import generate_cached
         from cai2.judges import RefusalJudge
 
         n = self.config.benign_per_round
         if n == 0:
             return []
-        pool = load_prompt_set(self.config.benign_prompts)
+        pool = training_items([self.config.benign_prompts])  # refuses evaluation prompts
         start = ((round_number - 1) * n) % max(1, len(pool))
         items = (pool[start:] + pool[:start])[:n]
         replies = generate_cached(
