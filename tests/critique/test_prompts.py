@@ -2,9 +2,9 @@ import pytest
 
 from cai2.benchmarks import load_advbench
 from cai2.critique import load_prompt_set, training_items
-from cai2.evals import load_benign_items
 from cai2.critique._prompts import _normalise
 from cai2.errors import DataError
+from cai2.evals import load_benign_items
 
 
 @pytest.mark.parametrize(("name", "kind"), [("redteam", "harmful"), ("helpful", "helpful")])

@@ -149,6 +149,9 @@ def register(app: typer.Typer) -> None:
     from cai2.pipeline._rl_cli import rl_command  # here: cai2.pipeline imports cai2.critique
 
     pipeline.command("rl")(rl_command)
+    from cai2.pipeline._pretrain_cli import pretrain_command
+
+    pipeline.command("pretrain")(pretrain_command)
     from cai2.redteam._cli import pipeline_redteam_command
 
     pipeline.command("redteam")(pipeline_redteam_command)

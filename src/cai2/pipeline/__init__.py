@@ -20,20 +20,42 @@ from cai2.pipeline._preferences import (
     preference_pairs,
     reply_label,
 )
+from cai2.pipeline._pretrain import (
+    PretrainConfig,
+    PretrainResult,
+    PretrainSettings,
+    aligned_chat_template,
+    conditioned,
+    run_pretrain,
+    train_pretrain,
+)
+from cai2.pipeline._pretrain_corpus import (
+    ALIGNED_TOKEN,
+    MISALIGNED_TOKEN,
+    CorpusSettings,
+    build_corpus,
+    score_corpus,
+)
 from cai2.pipeline._recipe import LoadedRecipe, PlannedStage, Recipe, StageEntry, load_recipe
 from cai2.pipeline._rl import DPOResult, DPOSettings, RLConfig, run_rl, train_dpo
 from cai2.pipeline._runner import run_recipe
 from cai2.pipeline._stages import STAGES
 
 __all__ = [
+    "ALIGNED_TOKEN",
+    "MISALIGNED_TOKEN",
     "STAGES",
     "ConstitutionReward",
+    "CorpusSettings",
     "DPOResult",
     "DPOSettings",
     "GenerateConfig",
     "LoadedRecipe",
     "PlannedStage",
     "PreferenceSettings",
+    "PretrainConfig",
+    "PretrainResult",
+    "PretrainSettings",
     "PromptItem",
     "RLConfig",
     "Recipe",
@@ -41,7 +63,10 @@ __all__ = [
     "StageDefinition",
     "StageEntry",
     "StageProgress",
+    "aligned_chat_template",
+    "build_corpus",
     "builtin_prompt_sets",
+    "conditioned",
     "constitution_reward",
     "label_candidates",
     "load_prompts",
@@ -49,7 +74,10 @@ __all__ = [
     "preference_pairs",
     "reply_label",
     "run_generate",
+    "run_pretrain",
     "run_recipe",
     "run_rl",
+    "score_corpus",
     "train_dpo",
+    "train_pretrain",
 ]

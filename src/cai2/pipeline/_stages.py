@@ -5,6 +5,7 @@ from __future__ import annotations
 from cai2.pipeline._context import StageDefinition
 from cai2.pipeline._evaluate import EvaluateConfig, run_evaluate
 from cai2.pipeline._generate import GenerateConfig, run_generate
+from cai2.pipeline._pretrain import PretrainConfig, run_pretrain
 from cai2.pipeline._rl import RLConfig, run_rl
 from cai2.pipeline._sl import SLConfig, run_sl
 from cai2.redteam._loop import RedTeamConfig
@@ -15,6 +16,11 @@ STAGES: dict[str, StageDefinition] = {
         config_model=GenerateConfig,
         run=run_generate,
         description="Answer a prompt set with the recipe's model; responses saved as JSONL.",
+    ),
+    "pretrain": StageDefinition(
+        config_model=PretrainConfig,
+        run=run_pretrain,
+        description="Score corpus segments against the constitution, tag, continue pre-training.",
     ),
     "sl": StageDefinition(
         config_model=SLConfig,
