@@ -110,7 +110,7 @@ def test_unknown_stage_lists_the_known_ones(tmp_path: Path) -> None:
     )
     error = recipe_error(path)
     assert (error.line, error.key) == (4, "stages.1.stage")
-    known = "known stages: evaluate, generate, redteam, rl, sl"
+    known = "known stages: evaluate, generate, pretrain, redteam, rl, sl"
     assert f"unknown stage `genrate`; {known}" in error.message
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,3 +101,31 @@ def train_once(marker: Path, train: Callable[[], dict[str, Any]]) -> dict[str, A
     summary = train()
     atomic_write_json(marker, summary)
     return summary
+
+
+def train_stage_model(
+    marker: Path, prefix: str, train: Callable[[], Any], extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Train a stage's model once and return its metrics, ``<prefix>_…`` plus ``model_out``.
+
+    ``train`` returns a result with ``output``, ``merged``, ``steps`` and ``final_loss``
+    attributes (and those named in ``extra``); the summary is kept in ``marker`` by
+    :func:`train_once`, and ``model_out`` (the spec later stages use as ``@<stage id>``) is set
+    when the adapter was merged into a loadable model.
+    """
+
+    def run() -> dict[str, Any]:
+        result = train()
+        summary = {
+            "output": str(result.output),
+            "merged": result.merged,
+            "steps": result.steps,
+            "final_loss": result.final_loss,
+        }
+        return {**summary, **{name: getattr(result, name) for name in extra}}
+
+    done = train_once(marker, run)
+    metrics: dict[str, Any] = {f"{prefix}_{key}": value for key, value in done.items()}
+    if done["merged"]:
+        metrics["model_out"] = f"hf:{done['output']}"
+    return metrics

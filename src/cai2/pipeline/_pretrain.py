@@ -33,7 +33,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     lora_config,
     step_progress_callback,
-    train_once,
+    train_stage_model,
 )
 from cai2.pipeline._pretrain_corpus import (
     ALIGNED_TOKEN,
@@ -113,6 +113,11 @@ class PretrainResult:
     def final_loss(self) -> float:
         """Loss logged at the last step (NaN if nothing was logged)."""
         return self.losses[-1] if self.losses else float("nan")
+
+    @property
+    def first_loss(self) -> float | None:
+        """Loss logged at the first step (``None`` if nothing was logged)."""
+        return self.losses[0] if self.losses else None
 
 
 def train_pretrain(
@@ -356,8 +361,8 @@ def run_pretrain(context: StageContext, config: PretrainConfig) -> StageMetrics:
         atomic_write_json(corpus_summary, summary)
     metrics: dict[str, Any] = {f"corpus_{key}": value for key, value in summary.items()}
 
-    def train() -> dict[str, Any]:
-        result = train_pretrain(
+    def train() -> PretrainResult:
+        return train_pretrain(
             model_dir,
             stage.path(SCORED_FILE),
             stage.dir,
@@ -365,20 +370,7 @@ def run_pretrain(context: StageContext, config: PretrainConfig) -> StageMetrics:
             conditional=config.conditional,
             progress=context.progress,
         )
-        return {
-            "output": str(result.output),
-            "merged": result.merged,
-            "conditional": result.conditional,
-            "steps": result.steps,
-            "final_loss": result.final_loss,
-            "first_loss": result.losses[0] if result.losses else None,
-            "changed_tensors": result.changed_tensors,
-            "text_tokens": result.text_tokens,
-            "control_rows_changed": result.control_rows_changed,
-        }
 
-    done = train_once(stage.path(DONE_MARKER), train)
-    metrics.update({f"pretrain_{key}": value for key, value in done.items()})
-    if done["merged"]:
-        metrics["model_out"] = f"hf:{done['output']}"
+    extra = ("conditional", "first_loss", "changed_tensors", "text_tokens", "control_rows_changed")
+    metrics.update(train_stage_model(stage.path(DONE_MARKER), "pretrain", train, extra))
     return metrics

@@ -28,7 +28,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     lora_config,
     step_progress_callback,
-    train_once,
+    train_stage_model,
 )
 from cai2.pipeline._preferences import (
     PreferenceSettings,
@@ -281,21 +281,11 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         "mean_margin": round(sum(p["margin"] for p in pairs) / len(pairs), 4) if pairs else None,
     }
 
-    def train() -> dict[str, Any]:
-        result = train_dpo(model_dir, pairs, stage.dir, config.dpo)
-        return {
-            "output": str(result.output),
-            "merged": result.merged,
-            "steps": result.steps,
-            "final_loss": result.final_loss,
-            "changed_lora_tensors": result.changed_lora_tensors,
-            "reward_accuracy": result.reward_accuracy,
-        }
+    def train() -> DPOResult:
+        return train_dpo(model_dir, pairs, stage.dir, config.dpo)
 
-    done = train_once(stage.path(DONE_MARKER), train)
-    metrics.update({f"dpo_{key}": value for key, value in done.items()})
-    if done["merged"]:
-        metrics["model_out"] = f"hf:{done['output']}"
+    extra = ("changed_lora_tensors", "reward_accuracy")
+    metrics.update(train_stage_model(stage.path(DONE_MARKER), "dpo", train, extra))
     return metrics
 
 

@@ -33,7 +33,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     lora_config,
     step_progress_callback,
-    train_once,
+    train_stage_model,
 )
 
 REVISIONS_FILE = "revisions.jsonl"
@@ -226,18 +226,8 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
     metrics["sft_examples"] = len(examples)
     metrics["judge"] = engine.judge_name
 
-    def train() -> dict[str, Any]:
-        result = train_sft(model_dir, examples, stage.dir, config.sft)
-        return {
-            "output": str(result.output),
-            "merged": result.merged,
-            "steps": result.steps,
-            "final_loss": result.final_loss,
-            "changed_tensors": result.changed_tensors,
-        }
+    def train() -> SFTResult:
+        return train_sft(model_dir, examples, stage.dir, config.sft)
 
-    done = train_once(stage.path(DONE_MARKER), train)
-    metrics.update({f"sft_{key}": value for key, value in done.items()})
-    if done["merged"]:
-        metrics["model_out"] = f"hf:{done['output']}"
+    metrics.update(train_stage_model(stage.path(DONE_MARKER), "sft", train, ("changed_tensors",)))
     return metrics
