@@ -65,7 +65,11 @@ def test_a_later_stage_uses_the_model_an_earlier_stage_made(tmp_path: Path) -> N
     # The random tiny models never refuse, so both are harmful on every item: no reduction.
     assert summary["relative_reduction"]["tuned"]["estimate"] == 0.0
     assert stages["evaluate"]["tuned_reduction_vs_base"] == 0.0
-    assert (run.dir / "artifacts" / "evaluate" / "report.html").exists()
+    page = (run.dir / "artifacts" / "evaluate" / "report.html").read_text(encoding="utf-8")
+    assert "base (hf:tiny)" in page and "tuned (…" in page  # labels, with run paths cut short
+    assert second_out not in page
+    report = json.loads((run.dir / "artifacts" / "evaluate" / "report.json").read_text())
+    assert second_out in json.dumps(report)  # the JSON keeps the full specs
 
 
 def test_a_reference_to_a_stage_that_has_not_run_is_a_clear_error(tmp_path: Path) -> None:

@@ -505,12 +505,17 @@ def evaluate_models(
     *,
     progress_for: Callable[[str], ProgressCallback | None] | None = None,
     title: str = "cai2 evaluation",
+    names: Sequence[str] | None = None,
 ) -> tuple[list[EvalReport], list[Comparison], Path]:
     """Evaluate ``models`` on the same items, compare each with the first, write JSON + HTML.
 
     Each model's generations are cached in its own sub-folder of ``folder``, so an interrupted call
     resumes. Returns the reports, the comparisons (first model vs each other one) and the HTML path.
+    ``names`` (one per model, e.g. a recipe's labels) replace the model specs in the HTML page; the
+    JSON keeps the specs.
     """
+    if names is not None and len(names) != len(models):
+        raise ValueError(f"{len(names)} names for {len(models)} models")
     import re
 
     from cai2.evals._report import write_html_report, write_json_report
@@ -534,5 +539,11 @@ def evaluate_models(
         )
     comparisons = [compare_reports(reports[0], other) for other in reports[1:]]
     write_json_report(reports, folder / "report.json", comparisons)
-    html_path = write_html_report(reports, folder / "report.html", comparisons, title=title)
+    shown = reports
+    if names is not None:
+        shown = [
+            r.model_copy(update={"model": name}) for r, name in zip(reports, names, strict=True)
+        ]
+    shown_comparisons = [compare_reports(shown[0], other) for other in shown[1:]]
+    html_path = write_html_report(shown, folder / "report.html", shown_comparisons, title=title)
     return reports, comparisons, html_path

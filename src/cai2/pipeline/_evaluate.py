@@ -71,6 +71,7 @@ def run_evaluate(context: StageContext, config: EvaluateConfig) -> StageMetrics:
         context.stage.dir,
         progress_for=progress_for,
         title=f"cai2 evaluation: {', '.join(labels)}",
+        names=[f"{label} ({_short(spec)})" for label, spec in zip(labels, specs, strict=True)],
     )
     summary: dict[str, Any] = {"labels": dict(zip(labels, specs, strict=True)), "models": {}}
     metrics: dict[str, Any] = {"report_html": str(html_path)}
@@ -131,3 +132,8 @@ def summary_table(summary: dict[str, Any]) -> Any:
                 f"[{pct(interval['low'])}, {pct(interval['high'])}]"
             )
     return table
+
+
+def _short(spec: str, width: int = 40) -> str:
+    """A model spec cut to its last ``width`` characters (run paths are long) for the HTML page."""
+    return spec if len(spec) <= width else "…" + spec[-(width - 1) :]
