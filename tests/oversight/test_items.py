@@ -30,7 +30,7 @@ def test_reads_prompts_and_conversations(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("not json", ":1: not valid JSON"),
-        ("[1]", ":1: each line must be a JSON object"),
+        ("[1]", ":1: expected a JSON object"),
         ('{"prompt": "p", "response": "r", "extra": 1}', "unknown key"),
         ('{"response": "r"}', "exactly one of `prompt` or `conversation`"),
         ('{"prompt": "p", "response": 3}', ":1 at `response`"),

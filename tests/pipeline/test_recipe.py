@@ -186,7 +186,7 @@ def test_prompt_files_relative_to_base_and_checked(tmp_path: Path) -> None:
         '{"id": 1}\n': ":1: `prompt` must be a non-empty string",
         '{"prompt": "x"}\n': ":1: `id` must be",
         '{"id": 1, "prompt": "x", "kind": "evil"}\n': ":1: `kind` must be",
-        '{"id": 1, "prompt": "x"}\n{oops\n': ":2: invalid JSON",
+        '{"id": 1, "prompt": "x"}\n{oops\n': ":2: not valid JSON",
         "\n": "no prompts found",
     }
     for text, message in cases.items():

@@ -163,3 +163,17 @@ def test_round_trip_and_any_truncation_reads_a_prefix(
     with JsonlWriter(path, fsync=False) as writer:
         writer.append({"after": "crash"})
     assert read_jsonl(path) == [*survived, {"after": "crash"}]
+
+
+def test_jsonl_objects_name_the_line_of_bad_data() -> None:
+    from cai2.store._files import jsonl_objects, require_strings
+
+    rows = list(jsonl_objects('{"a": "x"}\n\n{"a": "y"}\n', "data.jsonl"))
+    assert rows == [(1, {"a": "x"}), (3, {"a": "y"})]  # blank lines skipped, numbers kept
+    with pytest.raises(DataError, match=r"data\.jsonl:2: not valid JSON"):
+        list(jsonl_objects('{"a": 1}\n{"a": \n', "data.jsonl"))
+    with pytest.raises(DataError, match=r"data\.jsonl:1: expected a JSON object, got list"):
+        list(jsonl_objects("[1, 2]\n", "data.jsonl"))
+    require_strings({"a": "x", "b": "y"}, ("a", "b"), "data.jsonl:1")
+    with pytest.raises(DataError, match=r"data\.jsonl:4 at `b`: expected a non-empty string"):
+        require_strings({"a": "x", "b": "  "}, ("a", "b"), "data.jsonl:4")

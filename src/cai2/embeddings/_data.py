@@ -13,7 +13,6 @@ layer and fits the calibration, ``test`` is only ever used to measure.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Literal
 
 from cai2.errors import DataError
 from cai2.models import Conversation, Message
+from cai2.store._files import jsonl_objects, require_strings
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
@@ -90,18 +90,8 @@ def load_examples(
     wanted = set(principles) if principles is not None else None
     examples: list[PrincipleExample] = []
     seen: set[str] = set()
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise DataError(f"{file}:{number}: expected a JSON object")
-        for key in ("id", "principle", "prompt", "response"):
-            if not isinstance(row.get(key), str) or not row[key].strip():
-                raise DataError(f"{file}:{number} at `{key}`: expected a non-empty string")
+    for number, row in jsonl_objects(file.read_text(encoding="utf-8"), str(file)):
+        require_strings(row, ("id", "principle", "prompt", "response"), f"{file}:{number}")
         if not isinstance(row.get("violates"), bool):
             raise DataError(f"{file}:{number} at `violates`: expected true or false")
         if row["id"] in seen:

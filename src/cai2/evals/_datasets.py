@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from cai2.errors import ConfigError, DataError
+from cai2.store._files import jsonl_objects, require_strings
 
 Side = Literal["harmful", "benign"]
 T = TypeVar("T")
@@ -72,18 +73,8 @@ def load_benign_items(path: str | Path | None = None) -> list[EvalItem]:
         raise DataError(f"{file}: benign prompt file not found")
     items: list[EvalItem] = []
     seen: set[str] = set()
-    for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{file}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise DataError(f"{file}:{number}: expected a JSON object")
-        for key in ("id", "prompt", "kind", "category"):
-            if not isinstance(row.get(key), str) or not row[key].strip():
-                raise DataError(f"{file}:{number} at `{key}`: expected a non-empty string")
+    for number, row in jsonl_objects(file.read_text(encoding="utf-8"), str(file)):
+        require_strings(row, ("id", "prompt", "kind", "category"), f"{file}:{number}")
         if row["kind"] not in ("benign", "alarming"):
             raise DataError(
                 f"{file}:{number} at `kind`: expected `benign` or `alarming`, got `{row['kind']}`"

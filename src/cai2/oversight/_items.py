@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from cai2.context._types import RiskTier
@@ -10,6 +9,7 @@ from cai2.errors import DataError
 from cai2.judges._types import as_conversation
 from cai2.oversight._config import LevelConfig, OversightConfig, SamplingPolicy
 from cai2.oversight._hierarchy import OversightItem
+from cai2.store._files import jsonl_objects
 
 _KEYS = {"id", "prompt", "conversation", "response", "risk"}
 
@@ -25,21 +25,13 @@ def read_oversight_items(path: str | Path) -> list[OversightItem]:
     """
     source = Path(path)
     try:
-        lines = source.read_text(encoding="utf-8").splitlines()
+        text = source.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise DataError(f"{source}: file not found") from exc
     items: list[OversightItem] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in jsonl_objects(text, str(source)):
         where = f"{source}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise DataError(f"{where}: each line must be a JSON object")
         unknown = sorted(set(record) - _KEYS)
         if unknown:
             raise DataError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")

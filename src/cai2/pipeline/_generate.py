@@ -22,6 +22,7 @@ from cai2.config import StrictModel
 from cai2.errors import DataError, ModelError
 from cai2.models import DEFAULT_GENERATION_BATCH_SIZE, Conversation, GenerationParams
 from cai2.pipeline._context import StageContext, StageMetrics
+from cai2.store._files import jsonl_objects
 
 RESPONSES_FILE = "responses.jsonl"
 INPUTS_FILE = "inputs.json"
@@ -117,15 +118,7 @@ def load_prompts(source: str, base_dir: Path | None = None) -> list[PromptItem]:
 def _parse_prompts(text: str, where: str) -> list[PromptItem]:
     items: list[PromptItem] = []
     seen: set[str] = set()
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}:{line_number}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise DataError(f"{where}:{line_number}: each line must be a JSON object")
+    for line_number, record in jsonl_objects(text, where):
         item_id, prompt, kind = record.get("id"), record.get("prompt"), record.get("kind", "other")
         if not isinstance(item_id, str | int) or isinstance(item_id, bool) or str(item_id) == "":
             raise DataError(f"{where}:{line_number}: `id` must be a non-empty string or integer")

@@ -253,3 +253,36 @@ def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
     :class:`JsonlWriter` for many records)."""
     with JsonlWriter(path) as writer:
         writer.append(record)
+
+
+def jsonl_objects(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of a hand-written JSONL data file.
+
+    Unlike :func:`read_jsonl` (records this project wrote, where a torn last line is expected
+    after a crash), every line here must parse: a data file with a broken line is the user's to fix.
+
+    Raises:
+        DataError: ``<where>:<line>: not valid JSON (…)`` or ``…: expected a JSON object``.
+    """
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DataError(f"{where}:{number}: expected a JSON object, got {type(row).__name__}")
+        yield number, row
+
+
+def require_strings(row: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
+    """Check that each of ``keys`` holds a non-empty string in ``row``.
+
+    Raises:
+        DataError: ``<where> at `<key>`: expected a non-empty string`` for the first bad key.
+    """
+    for key in keys:
+        value = row.get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise DataError(f"{where} at `{key}`: expected a non-empty string")
