@@ -129,3 +129,17 @@ def train_stage_model(
     if done["merged"]:
         metrics["model_out"] = f"hf:{done['output']}"
     return metrics
+
+
+def load_for_training(model_dir: str | Path) -> tuple[Any, Any]:
+    """(tokenizer, fp32 causal LM) from a ``save_pretrained`` folder, with a pad token set."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, use_safetensors=True, dtype=torch.float32
+    )
+    return tokenizer, model

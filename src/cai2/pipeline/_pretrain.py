@@ -31,6 +31,7 @@ from cai2.pipeline._context import StageContext, StageMetrics
 from cai2.pipeline._lora import (
     LoraTrainingSettings,
     cpu_trainer_arguments,
+    load_for_training,
     lora_config,
     step_progress_callback,
     train_stage_model,
@@ -147,8 +148,6 @@ def train_pretrain(
     import torch
     from datasets import load_dataset
     from transformers import (
-        AutoModelForCausalLM,
-        AutoTokenizer,
         DataCollatorForLanguageModeling,
         Trainer,
         TrainingArguments,
@@ -159,12 +158,7 @@ def train_pretrain(
     if not scored.is_file() or scored.stat().st_size == 0:
         raise DataError(f"{scored}: no scored corpus to train on")
     output = Path(output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, use_safetensors=True, dtype=torch.float32
-    )
+    tokenizer, model = load_for_training(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     token_ids: list[int] = []
     if conditional:

@@ -26,6 +26,7 @@ from cai2.pipeline._context import StageContext, StageMetrics
 from cai2.pipeline._lora import (
     LoraTrainingSettings,
     cpu_trainer_arguments,
+    load_for_training,
     lora_config,
     step_progress_callback,
     train_stage_model,
@@ -101,7 +102,6 @@ def train_dpo(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
     settings = settings or DPOSettings()
@@ -115,12 +115,7 @@ def train_dpo(
         if missing:
             raise DataError(f"preference pair {index} lacks {missing}")
     output = Path(output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, use_safetensors=True, dtype=torch.float32
-    )
+    tokenizer, model = load_for_training(model_dir)
     dataset = Dataset.from_list(
         [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in pairs]
     )

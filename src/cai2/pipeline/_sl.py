@@ -31,6 +31,7 @@ from cai2.pipeline._context import StageContext, StageMetrics
 from cai2.pipeline._lora import (
     LoraTrainingSettings,
     cpu_trainer_arguments,
+    load_for_training,
     lora_config,
     step_progress_callback,
     train_stage_model,
@@ -88,7 +89,6 @@ def train_sft(
     """
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     settings = settings or SFTSettings()
@@ -98,12 +98,7 @@ def train_sft(
         if "prompt" not in row or "completion" not in row:
             raise DataError(f"SFT example {index} needs `prompt` and `completion` message lists")
     output = Path(output_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, use_safetensors=True, dtype=torch.float32
-    )
+    tokenizer, model = load_for_training(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     dataset = Dataset.from_list(
         [{"prompt": row["prompt"], "completion": row["completion"]} for row in examples]
