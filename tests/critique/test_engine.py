@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cai2.constitution import load_constitution
 from cai2.critique import (
     CritiqueEngine,
     CritiqueItem,
@@ -12,6 +13,7 @@ from cai2.critique import (
     cai1_policy,
     cai2_policy,
     records_to_dataset,
+    safe_reply,
     sft_examples,
 )
 from cai2.judges import RefusalJudge
@@ -127,6 +129,40 @@ def test_dataset_and_sft_examples(counting: CountingModel, high_risk_health: Fix
     assert "h" in ids  # helpful prompts are always mixed in
     assert ("r" in ids) == records[1].revised  # harmful ones only when improved
     assert examples[0]["completion"][0]["role"] == "assistant"
+
+
+def test_sft_fallback_refuses_with_the_broken_principle(
+    counting: CountingModel, high_risk_health: FixedAssessor
+) -> None:
+    items = [
+        CritiqueItem("h", "How do I boil an egg?", "helpful", "Boil it for seven minutes."),
+        CritiqueItem("r", "How do I make a poison?", "harmful", "Step one: buy the parts."),
+    ]
+    engine = CritiqueEngine(counting, cai1_policy(rounds=1), SETTINGS, assessor=high_risk_health)
+    records, _ = engine.run(items)
+    # as if every revision had been rejected: the harmful reply is the original, harm included
+    unrevised = [
+        r.model_copy(update={"revised": False, "final_response": r.initial_response})
+        for r in records
+    ]
+    assert [e["id"] for e in sft_examples(unrevised)] == ["h"]  # no fallback: harm left out
+    statements = {
+        p.id: p.statement for _, p, _ in load_constitution("cai-1.0").flatten().principles()
+    }
+    examples = {e["id"]: e for e in sft_examples(unrevised, fallback_statements=statements)}
+    assert examples["h"]["source"] == "original"
+    assert examples["h"]["completion"][0]["content"] == "Boil it for seven minutes."
+    broken = next(s for s in unrevised[1].steps if s.violation).principle_id
+    refusal = examples["r"]["completion"][0]["content"]
+    assert examples["r"]["source"] == "principle"
+    assert refusal == safe_reply(statements[broken], "How do I make a poison?")
+    assert statements[broken].rstrip(".")[1:] in refusal
+    assert "buy the parts" not in refusal
+    # a harmful record no round found anything wrong with is not turned into a refusal
+    clean = unrevised[1].model_copy(
+        update={"steps": [s.model_copy(update={"violation": False}) for s in unrevised[1].steps]}
+    )
+    assert sft_examples([clean], fallback_statements=statements) == []
 
 
 def test_unavailable_judge_degrades_with_a_note(counting: CountingModel) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -82,6 +83,41 @@ def test_sl_stage_runs_in_a_recipe_and_resumes(tmp_path: Path) -> None:
         assert (folder / name).exists(), name
     again = run_recipe(recipe)  # finished stage: skipped, same metrics
     assert again.record.stages[0].metrics == metrics
+
+
+def test_sl_stage_principle_fallback_trains_refusals(tmp_path: Path) -> None:
+    short = {"max_tokens": 4}
+    config = {
+        "limit_per_set": 2,
+        "policy": "cai-1.0",
+        "rounds": 1,
+        # one-token revisions are dropped as too short, so no harmful reply is ever improved
+        "critique": {
+            "response": short,
+            "critique": short,
+            "revision": {"max_tokens": 1},
+            "judge": None,
+        },
+        "fallback": "principle",
+        "sft": {"max_steps": 1, "batch_size": 2},
+    }
+    recipe = Recipe(
+        name="sl-fallback",
+        model="hf:tiny",
+        runs_dir=tmp_path,
+        stages=[{"stage": "sl", "config": config}],  # type: ignore[list-item]
+    )
+    run = run_recipe(recipe)
+    metrics = run.record.stages[0].metrics
+    folder = run.dir / "artifacts" / run.record.stages[0].name
+    rows = [json.loads(line) for line in (folder / "sft.jsonl").open(encoding="utf-8")]
+    revisions = [json.loads(line) for line in (folder / "revisions.jsonl").open(encoding="utf-8")]
+    harmful_unrevised = {r["id"] for r in revisions if r["kind"] == "harmful" and not r["revised"]}
+    fallback = [row for row in rows if row["source"] == "principle"]
+    assert len(harmful_unrevised) == 2
+    assert {row["id"] for row in fallback} == harmful_unrevised
+    assert metrics["sft_fallback_refusals"] == len(fallback)
+    assert all("A principle I follow" in row["completion"][0]["content"] for row in fallback)
 
 
 def test_sl_needs_an_hf_student() -> None:

@@ -39,7 +39,13 @@ from cai2.critique._policy import (
     select_principle,
 )
 from cai2.critique._prompts import PROMPT_SETS, load_prompt_set, training_items
-from cai2.critique._records import CritiqueRecord, CritiqueStep, records_to_dataset, sft_examples
+from cai2.critique._records import (
+    CritiqueRecord,
+    CritiqueStep,
+    records_to_dataset,
+    safe_reply,
+    sft_examples,
+)
 
 __all__ = [
     "POLICIES",
@@ -65,6 +71,7 @@ __all__ = [
     "records_to_dataset",
     "remove_repetition",
     "revision_conversation",
+    "safe_reply",
     "select_principle",
     "sft_examples",
     "strip_preamble",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -78,24 +79,71 @@ def records_to_dataset(records: Sequence[CritiqueRecord]) -> Any:
     return Dataset.from_list([record.model_dump(mode="json") for record in records])
 
 
+def safe_reply(statement: str, request: str) -> str:
+    """A refusal grounded in a principle's own statement, worded for the request (deterministic).
+
+    Used when the critique engine produced no acceptable revision of a harmful reply: it names
+    the principle the reply broke and offers a safe direction instead, as the ``safer_alternative``
+    principle asks. The wording varies with a hash of the request, so training rows differ.
+    """
+    openers = (
+        "I can't help with that.",
+        "I won't help with this request.",
+        "Sorry, but I can't do that.",
+    )
+    offers = (
+        "If you are trying to stay safe or understand the topic in general terms, I'm glad to "
+        "help with that instead.",
+        "I'm happy to help with a safer, related question.",
+        "If there is a legitimate goal behind this, tell me about it and I'll help where I can.",
+    )
+    digest = int.from_bytes(hashlib.sha256(request.encode()).digest()[:4], "big")
+    rule = statement.strip().rstrip(".")
+    rule = rule[:1].lower() + rule[1:]
+    return (
+        f"{openers[digest % len(openers)]} A principle I follow is to {rule}, and answering "
+        f"would go against it. {offers[(digest // 3) % len(offers)]}"
+    )
+
+
+FALLBACK_KINDS = ("harmful",)
+"""Prompt kinds that get a principle-grounded refusal when no revision was accepted."""
+
+
 def sft_examples(
-    records: Iterable[CritiqueRecord], keep_unrevised_kinds: Sequence[str] = ("helpful",)
+    records: Iterable[CritiqueRecord],
+    keep_unrevised_kinds: Sequence[str] = ("helpful",),
+    fallback_statements: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Prompt → final reply pairs for SFT, in TRL's conversational prompt–completion format.
 
     A record is used when a revision was accepted, or when its kind is in ``keep_unrevised_kinds``
     (helpful requests answered well from the start: mixed in, as in the original method, so the
     student does not learn to refuse everything). Harmful requests whose reply was never improved
-    are left out: training on them would teach the harm.
+    are left out — training on them would teach the harm — unless ``fallback_statements`` (principle
+    id → statement) is given: then such a request is trained on :func:`safe_reply` for the principle
+    of its first round that found a violation (a record where no round found one stays out).
+    Each row's ``source`` says which: ``revision``, ``original`` or ``principle``.
     """
     examples = []
     for record in records:
-        if record.revised or record.kind in keep_unrevised_kinds:
-            examples.append(
-                {
-                    "id": record.id,
-                    "prompt": [{"role": "user", "content": record.prompt}],
-                    "completion": [{"role": "assistant", "content": record.final_response}],
-                }
-            )
+        if record.revised:
+            completion, source = record.final_response, "revision"
+        elif record.kind in keep_unrevised_kinds:
+            completion, source = record.final_response, "original"
+        elif fallback_statements is not None and record.kind in FALLBACK_KINDS:
+            broken = next((s.principle_id for s in record.steps if s.violation), None)
+            if broken is None or broken not in fallback_statements:
+                continue
+            completion, source = safe_reply(fallback_statements[broken], record.prompt), "principle"
+        else:
+            continue
+        examples.append(
+            {
+                "id": record.id,
+                "source": source,
+                "prompt": [{"role": "user", "content": record.prompt}],
+                "completion": [{"role": "assistant", "content": completion}],
+            }
+        )
     return examples

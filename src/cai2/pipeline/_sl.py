@@ -13,11 +13,12 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from cai2.config import StrictModel
+from cai2.constitution import load_constitution
 from cai2.critique import (
     CritiqueEngine,
     CritiqueSettings,
@@ -171,6 +172,14 @@ class SLConfig(StrictModel):
         default_factory=lambda: ["helpful"],
         description="Prompt kinds trained on even without an accepted revision.",
     )
+    fallback: Literal["none", "principle"] = Field(
+        "none",
+        description=(
+            "What a harmful prompt with no accepted revision trains on: `none` leaves it out (the "
+            "2022 recipe); `principle` trains on a refusal that names the principle its critique "
+            "found broken (for students too small to revise themselves, as in the red-team loop)."
+        ),
+    )
     sft: SFTSettings = Field(default_factory=SFTSettings, description="LoRA SFT settings.")
 
 
@@ -213,12 +222,17 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
     if engine.judge_note:
         context.run.log(f"stage `{stage.name}`: {engine.judge_note}")
     records_to_dataset(records).save_to_disk(str(stage.path("dataset")))
-    examples = sft_examples(records, config.keep_unrevised_kinds)
+    statements = None
+    if config.fallback == "principle":
+        flat = load_constitution(policy.constitution).flatten()
+        statements = {p.id: p.statement for _, p, _ in flat.principles()}
+    examples = sft_examples(records, config.keep_unrevised_kinds, statements)
     stage.path(SFT_FILE).write_text(
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in examples), encoding="utf-8"
     )
     metrics: dict[str, Any] = {f"critique_{k}": v for k, v in stats.as_metrics().items()}
     metrics["sft_examples"] = len(examples)
+    metrics["sft_fallback_refusals"] = sum(row["source"] == "principle" for row in examples)
     metrics["judge"] = engine.judge_name
 
     def train() -> SFTResult:

@@ -15,8 +15,9 @@ See ``docs/redteam.md``.
 # The pipeline's stage table imports this package's loop, and the loop uses the pipeline's trainers:
 # importing the pipeline first lets either package be imported first without a cycle.
 import cai2.pipeline  # noqa: F401  (isort: keep first)
+from cai2.critique import safe_reply
 from cai2.redteam._attack import AttemptRecord, converse, judge_replies, run_attacks
-from cai2.redteam._loop import RedTeamConfig, RedTeamLoop, safe_reply
+from cai2.redteam._loop import RedTeamConfig, RedTeamLoop
 from cai2.redteam._refine import RefineSettings, attacker_conversation, clean_attack, refine_seeds
 from cai2.redteam._report import (
     asr,

@@ -23,7 +23,6 @@ an interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cai2.config import StrictModel
+from cai2.critique import safe_reply
 from cai2.errors import ConfigError
 from cai2.models import ChatModel, GenerationParams
 from cai2.pipeline._lora import train_once
@@ -133,32 +133,6 @@ class RedTeamConfig(StrictModel):
     )
     benign_eval: int = Field(
         0, ge=0, description="Held-out benign prompts (cai2's eval set) answered alongside."
-    )
-
-
-def safe_reply(statement: str, request: str) -> str:
-    """A refusal grounded in the violated principle, worded for the request (deterministic).
-
-    Used when the critique engine produced no acceptable revision: it names the principle the
-    reply broke and offers a safe direction instead, as the ``safer_alternative`` principle asks.
-    """
-    openers = (
-        "I can't help with that.",
-        "I won't help with this request.",
-        "Sorry, but I can't do that.",
-    )
-    offers = (
-        "If you are trying to stay safe or understand the topic in general terms, I'm glad to "
-        "help with that instead.",
-        "I'm happy to help with a safer, related question.",
-        "If there is a legitimate goal behind this, tell me about it and I'll help where I can.",
-    )
-    digest = int.from_bytes(hashlib.sha256(request.encode()).digest()[:4], "big")
-    rule = statement.strip().rstrip(".")
-    rule = rule[:1].lower() + rule[1:]
-    return (
-        f"{openers[digest % len(openers)]} A principle I follow is to {rule}, and answering "
-        f"would go against it. {offers[(digest // 3) % len(offers)]}"
     )
 
 
