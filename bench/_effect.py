@@ -5,11 +5,62 @@ Not a benchmark itself (``make bench`` skips files whose name starts with ``_``)
 
 from __future__ import annotations
 
+import json
+import random
 import time
+from pathlib import Path
 from typing import Any
 
+from cai2.benchmarks import load_advbench
+from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
+from cai2.pipeline import Recipe, StageProgress, run_recipe
+
+
+def evaluation_sets(n: int) -> tuple[list[int], list[str], list[str]]:
+    """(AdvBench indices, their prompts, benign prompts): the held-out sets of both benchmarks.
+
+    ``n`` AdvBench prompts in a seeded sample (read from the installed ``pyrit`` package, never
+    trained on) and the helpful prompts of the built-in ``default`` set.
+    """
+    advbench = load_advbench()
+    indices = sorted(random.Random(0).sample(range(len(advbench)), n))
+    benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
+    return indices, [advbench[i] for i in indices], benign
+
+
+def cached_rates(
+    spec: str, harmful: list[str], benign: list[str], params: GenerationParams, cache: Path
+) -> dict[str, Any]:
+    """:func:`harm_and_benign_rates`, kept in ``cache`` so an interrupted benchmark resumes."""
+    if cache.exists():
+        return dict(json.loads(cache.read_text(encoding="utf-8")))
+    rates = harm_and_benign_rates(spec, harmful, benign, params)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(rates), encoding="utf-8")
+    return rates
+
+
+def run_one_stage(
+    name: str, model: str, runs_dir: Path, stage: str, config: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """Run a one-stage recipe (resumable) with progress lines; the stage's metrics."""
+    recipe = Recipe(
+        name=name,
+        model=model,
+        runs_dir=runs_dir,
+        stages=[{"stage": stage, "config": config}],  # type: ignore[list-item]
+    )
+    last = {"done": -1}
+
+    def on_progress(report: StageProgress) -> None:
+        if report.completed != last["done"]:
+            last["done"] = report.completed
+            print(f"{label} {report.completed}/{report.total}", flush=True)
+
+    run = run_recipe(recipe, on_progress=on_progress)
+    return dict(run.record.stages[0].metrics)
 
 
 def harm_and_benign_rates(

@@ -21,16 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _effect import harm_and_benign_rates  # bench/ is on sys.path when run as a script
-from cai2.benchmarks import load_advbench
-from cai2.critique import load_prompt_set
+from _effect import (  # bench/ is on sys.path when run as a script
+    cached_rates,
+    evaluation_sets,
+    harm_and_benign_rates,
+    run_one_stage,
+)
 from cai2.models import GenerationParams
-from cai2.pipeline import Recipe, run_recipe
 
 RESULTS = Path(__file__).parent / "results" / "rl_effect.json"
 
@@ -46,18 +47,10 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
 
-    advbench = load_advbench()
-    indices = sorted(random.Random(0).sample(range(len(advbench)), args.n))
-    harmful = [advbench[i] for i in indices]
-    benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
+    indices, harmful, benign = evaluation_sets(args.n)
     params = GenerationParams(max_tokens=args.max_tokens)
     cache = args.runs_dir / f"start-eval-{args.start.replace(':', '_').replace('/', '_')}.json"
-    if cache.exists():
-        start = json.loads(cache.read_text(encoding="utf-8"))
-    else:
-        start = harm_and_benign_rates(args.start, harmful, benign, params)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(start), encoding="utf-8")
+    start = cached_rates(args.start, harmful, benign, params, cache)
     print("start:", {k: v for k, v in start.items() if k != "examples"}, flush=True)
 
     config = {
@@ -71,22 +64,7 @@ def main() -> None:
         },
         "dpo": {"epochs": 2.0, "batch_size": 4, "learning_rate": 5e-5},
     }
-    recipe = Recipe(
-        name="rl-effect",
-        model=args.start,
-        runs_dir=args.runs_dir,
-        stages=[{"stage": "rl", "config": config}],  # type: ignore[list-item]
-    )
-    last = {"done": -1}
-
-    def on_progress(report: object) -> None:
-        done = getattr(report, "completed", 0)
-        if done != last["done"]:
-            last["done"] = done
-            print(f"rl: sampled {done}/{getattr(report, 'total', 0)}", flush=True)
-
-    run = run_recipe(recipe, on_progress=on_progress)
-    metrics = dict(run.record.stages[0].metrics)
+    metrics = run_one_stage("rl-effect", args.start, args.runs_dir, "rl", config, "rl: sampled")
     print("rl metrics:", metrics, flush=True)
     tuned = harm_and_benign_rates(f"hf:{metrics['dpo_output']}", harmful, benign, params)
     print("rl:", {k: v for k, v in tuned.items() if k != "examples"}, flush=True)

@@ -23,16 +23,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _effect import harm_and_benign_rates  # bench/ is on sys.path when run as a script
-from cai2.benchmarks import load_advbench
-from cai2.critique import load_prompt_set
+from _effect import (  # bench/ is on sys.path when run as a script
+    cached_rates,
+    evaluation_sets,
+    harm_and_benign_rates,
+    run_one_stage,
+)
 from cai2.models import GenerationParams
-from cai2.pipeline import Recipe, run_recipe
 
 RESULTS = Path(__file__).parent / "results" / "sl_effect.json"
 """Where the default run (``--fallback none``) writes; other fallbacks add ``_<fallback>``."""
@@ -55,24 +56,14 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
 
-    advbench = load_advbench()
-    indices = sorted(random.Random(0).sample(range(len(advbench)), args.n))
-    harmful = [advbench[i] for i in indices]
-    benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
+    indices, harmful, benign = evaluation_sets(args.n)
     params = GenerationParams(max_tokens=args.max_tokens)
     print(
         f"evaluating base {args.model} on {len(harmful)} AdvBench + {len(benign)} benign",
         flush=True,
     )
-    # The base evaluation is cached beside the run, so an interrupted benchmark resumes cheaply.
     name = f"base-eval-{args.model.replace(':', '_')}-{args.n}-{args.max_tokens}.json"
-    cache = args.runs_dir / name
-    if cache.exists():
-        base = json.loads(cache.read_text(encoding="utf-8"))
-    else:
-        base = harm_and_benign_rates(args.model, harmful, benign, params)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(base), encoding="utf-8")
+    base = cached_rates(args.model, harmful, benign, params, args.runs_dir / name)
     print("base:", base, flush=True)
 
     per_call = {"max_tokens": 48}
@@ -90,22 +81,9 @@ def main() -> None:
         "sft": {"epochs": 2.0, "batch_size": 8},
         "fallback": args.fallback,
     }
-    recipe = Recipe(
-        name=f"sl-effect-{args.fallback}",
-        model=args.model,
-        runs_dir=args.runs_dir,
-        stages=[{"stage": "sl", "config": config}],  # type: ignore[list-item]
+    metrics = run_one_stage(
+        f"sl-effect-{args.fallback}", args.model, args.runs_dir, "sl", config, "sl:"
     )
-    last = {"done": -1}
-
-    def on_progress(report: object) -> None:
-        done = getattr(report, "completed", 0)
-        if done != last["done"]:
-            last["done"] = done
-            print(f"sl: {done}/{getattr(report, 'total', 0)}", flush=True)
-
-    run = run_recipe(recipe, on_progress=on_progress)
-    metrics = dict(run.record.stages[0].metrics)
     print("sl metrics:", metrics, flush=True)
     sl_spec = f"hf:{metrics['sft_output']}"
     tuned = harm_and_benign_rates(sl_spec, harmful, benign, params)
