@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,6 +11,13 @@ from rich.panel import Panel
 from cai2.critique._engine import CritiqueEngine, CritiqueItem, CritiqueSettings
 from cai2.critique._policy import policy_by_name
 from cai2.models import DEFAULT_GENERATION_SPEC, GenerationParams
+from cai2.pipeline._single import (
+    LimitOption,
+    PromptsOption,
+    RestartOption,
+    RunIdOption,
+    RunsDirOption,
+)
 
 
 def critique_command(
@@ -99,13 +105,8 @@ def sl_command(
     model: Annotated[
         str, typer.Option("--model", help="Student model (an `hf:` spec).")
     ] = DEFAULT_GENERATION_SPEC,
-    prompts: Annotated[
-        list[str] | None,
-        typer.Option("--prompts", help="Training prompt set or .jsonl (repeatable)."),
-    ] = None,
-    limit_per_set: Annotated[
-        int | None, typer.Option("--limit", min=1, help="First N prompts of each set.")
-    ] = None,
+    prompts: PromptsOption = None,
+    limit_per_set: LimitOption = None,
     policy: Annotated[str, typer.Option("--policy", help="`cai-2.0` or `cai-1.0`.")] = "cai-2.0",
     rounds: Annotated[int | None, typer.Option("--rounds", min=1, max=16)] = None,
     judge: Annotated[str, typer.Option("--judge", help="Judge name or `none`.")] = "embedding-head",
@@ -113,11 +114,17 @@ def sl_command(
     max_steps: Annotated[
         int, typer.Option("--max-steps", min=-1, help="SFT steps; -1 uses the epochs.")
     ] = -1,
-    run_id: Annotated[str, typer.Option("--run-id", help="Run to create or resume.")] = "sl",
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Folder of runs.")] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Delete the run and start over.")
-    ] = False,
+    fallback: Annotated[
+        str,
+        typer.Option(
+            "--fallback",
+            help="Harmful prompts with no accepted revision: `none` (left out) or `principle` "
+            "(trained on a refusal naming the broken principle).",
+        ),
+    ] = "none",
+    run_id: RunIdOption = "sl",
+    runs_dir: RunsDirOption = None,
+    restart: RestartOption = False,
 ) -> None:
     """Build the SL dataset (critique → revision) and fine-tune the student on it with LoRA."""
     from cai2.pipeline._single import run_single_stage
@@ -135,6 +142,7 @@ def sl_command(
             "judge": None if judge.lower() == "none" else judge,
         },
         "sft": {"max_steps": max_steps},
+        "fallback": fallback,
     }
     run_single_stage("sl", config, model=model, run_id=run_id, runs_dir=runs_dir, restart=restart)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cai2.models import DEFAULT_GENERATION_SPEC
+from cai2.pipeline._single import RestartOption, RunIdOption, RunsDirOption
 
 
 def pretrain_command(
@@ -47,11 +48,9 @@ def pretrain_command(
     max_steps: Annotated[
         int, typer.Option("--max-steps", min=-1, help="Training steps; -1 uses the epochs.")
     ] = -1,
-    run_id: Annotated[str, typer.Option("--run-id", help="Run to create or resume.")] = "pretrain",
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Folder of runs.")] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Delete the run and start over.")
-    ] = False,
+    run_id: RunIdOption = "pretrain",
+    runs_dir: RunsDirOption = None,
+    restart: RestartOption = False,
 ) -> None:
     """Score a corpus against the constitution, tag it with control tokens and keep training."""
     from cai2.pipeline._single import run_single_stage

@@ -8,19 +8,21 @@ from typing import Annotated
 import typer
 
 from cai2.models import DEFAULT_GENERATION_SPEC
+from cai2.pipeline._single import (
+    LimitOption,
+    PromptsOption,
+    RestartOption,
+    RunIdOption,
+    RunsDirOption,
+)
 
 
 def rl_command(
     model: Annotated[
         str, typer.Option("--model", help="Policy model (an `hf:` spec, e.g. the sl output).")
     ] = DEFAULT_GENERATION_SPEC,
-    prompts: Annotated[
-        list[str] | None,
-        typer.Option("--prompts", help="Training prompt set or .jsonl (repeatable)."),
-    ] = None,
-    limit_per_set: Annotated[
-        int | None, typer.Option("--limit", min=1, help="First N prompts of each set.")
-    ] = None,
+    prompts: PromptsOption = None,
+    limit_per_set: LimitOption = None,
     oversight: Annotated[
         Path | None,
         typer.Option("--oversight", help="Oversight YAML (default: refusal → MiniLM head)."),
@@ -33,11 +35,9 @@ def rl_command(
     max_steps: Annotated[
         int, typer.Option("--max-steps", min=-1, help="DPO steps; -1 uses the epochs.")
     ] = -1,
-    run_id: Annotated[str, typer.Option("--run-id", help="Run to create or resume.")] = "rl",
-    runs_dir: Annotated[Path | None, typer.Option("--runs-dir", help="Folder of runs.")] = None,
-    restart: Annotated[
-        bool, typer.Option("--restart", help="Delete the run and start over.")
-    ] = False,
+    run_id: RunIdOption = "rl",
+    runs_dir: RunsDirOption = None,
+    restart: RestartOption = False,
 ) -> None:
     """Sample replies, label them through the oversight hierarchy, train on the pairs with DPO."""
     from cai2.pipeline._single import run_single_stage

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from cai2.store import Run
+
+# Options every `cai2 pipeline <stage>` command takes, spelled once.
+PromptsOption = Annotated[
+    list[str] | None,
+    typer.Option("--prompts", help="Training prompt set or .jsonl (repeatable)."),
+]
+LimitOption = Annotated[
+    int | None, typer.Option("--limit", min=1, help="First N prompts of each set.")
+]
+RunIdOption = Annotated[str, typer.Option("--run-id", help="Run to create or resume.")]
+RunsDirOption = Annotated[Path | None, typer.Option("--runs-dir", help="Folder of runs.")]
+RestartOption = Annotated[bool, typer.Option("--restart", help="Delete the run and start over.")]
 
 
 def run_single_stage(
@@ -22,7 +36,6 @@ def run_single_stage(
     The run is created or resumed under ``run_id``; the stage's metrics are printed one per line,
     then the run directory.
     """
-    import typer
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
