@@ -32,6 +32,7 @@ img{max-width:100%;height:auto;border:1px solid #eee}
 pre{white-space:pre-wrap;word-break:break-word;margin:0;font-size:.85rem;max-height:12rem;
 overflow:auto}
 .bad{color:#b00020;font-weight:600}.good{color:#1b7f3b;font-weight:600}
+.wide{overflow-x:auto}
 """
 
 
@@ -229,7 +230,7 @@ def _summary_table(reports: Sequence[EvalReport]) -> str:
         "<th>over-refusal</th><th>over-refusal (alarming)</th><th>helpfulness win rate</th>"
         "<th>ASI</th><th>ASI harm</th><th>ASI benign</th><th>worst shift</th></tr>"
     )
-    return f"<table>{head}{''.join(rows)}</table>"
+    return f"<div class='wide'><table>{head}{''.join(rows)}</table></div>"
 
 
 def _calibration_section(reports: Sequence[EvalReport]) -> str:
