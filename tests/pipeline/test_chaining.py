@@ -42,7 +42,7 @@ def test_a_later_stage_uses_the_model_an_earlier_stage_made(tmp_path: Path) -> N
                 {
                     "stage": "evaluate",
                     "config": {
-                        "models": {"base": "hf:tiny", "tuned": "@second"},
+                        "models": {"base": "hf:tiny", "once": "@first", "tuned": "@second"},
                         "eval": EVAL_CONFIG,
                         "reduction_against": "base",
                     },
@@ -57,8 +57,8 @@ def test_a_later_stage_uses_the_model_an_earlier_stage_made(tmp_path: Path) -> N
     second_out = stages["second"]["model_out"]
     assert second_out != first_out and Path(second_out[3:], "model.safetensors").exists()
     summary = json.loads((run.dir / "artifacts" / "evaluate" / "summary.json").read_text())
-    assert summary["labels"] == {"base": "hf:tiny", "tuned": second_out}
-    for label in ("base", "tuned"):
+    assert summary["labels"] == {"base": "hf:tiny", "once": first_out, "tuned": second_out}
+    for label in ("base", "once", "tuned"):
         row = summary["models"][label]
         assert row["n_harmful"] == 3 and row["n_benign"] == 3
         assert 0.0 <= row["harm_rate_raw"] <= 1.0 and row["asi"] is not None
@@ -70,6 +70,9 @@ def test_a_later_stage_uses_the_model_an_earlier_stage_made(tmp_path: Path) -> N
     assert second_out not in page
     report = json.loads((run.dir / "artifacts" / "evaluate" / "report.json").read_text())
     assert second_out in json.dumps(report)  # the JSON keeps the full specs
+    # McNemar for every pair of models, not only against the first
+    pairs = [(c["model_a"], c["model_b"]) for c in report["comparisons"]]
+    assert pairs == [("hf:tiny", first_out), ("hf:tiny", second_out), (first_out, second_out)]
 
 
 def test_a_reference_to_a_stage_that_has_not_run_is_a_clear_error(tmp_path: Path) -> None:

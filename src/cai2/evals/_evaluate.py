@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
 
@@ -507,10 +508,11 @@ def evaluate_models(
     title: str = "cai2 evaluation",
     names: Sequence[str] | None = None,
 ) -> tuple[list[EvalReport], list[Comparison], Path]:
-    """Evaluate ``models`` on the same items, compare each with the first, write JSON + HTML.
+    """Evaluate ``models`` on the same items, compare every pair, write JSON + HTML.
 
     Each model's generations are cached in its own sub-folder of ``folder``, so an interrupted call
-    resumes. Returns the reports, the comparisons (first model vs each other one) and the HTML path.
+    resumes. Returns the reports, the paired comparisons (every pair, in the order given) and the
+    HTML path.
     ``names`` (one per model, e.g. a recipe's labels) replace the model specs in the HTML page; the
     JSON keeps the specs.
     """
@@ -537,13 +539,13 @@ def evaluate_models(
                 progress=progress_for(spec) if progress_for is not None else None,
             )
         )
-    comparisons = [compare_reports(reports[0], other) for other in reports[1:]]
+    comparisons = [compare_reports(a, b) for a, b in combinations(reports, 2)]
     write_json_report(reports, folder / "report.json", comparisons)
     shown = reports
     if names is not None:
         shown = [
             r.model_copy(update={"model": name}) for r, name in zip(reports, names, strict=True)
         ]
-    shown_comparisons = [compare_reports(shown[0], other) for other in shown[1:]]
+    shown_comparisons = [compare_reports(a, b) for a, b in combinations(shown, 2)]
     html_path = write_html_report(shown, folder / "report.html", shown_comparisons, title=title)
     return reports, comparisons, html_path
