@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,32 +47,28 @@ def test_sft_can_keep_the_adapter(tmp_path: Path) -> None:
     assert result.changed_tensors > 0  # lora_B starts at zero and moved
 
 
+def _tiny_sl_recipe(name: str, runs_dir: Path, **changes: Any) -> Recipe:
+    """A one-stage `sl` recipe on the tiny model: 2 + 2 prompts, one CAI 1.0 round, 1 SFT step."""
+    short = {"max_tokens": 4}
+    config: dict[str, Any] = {
+        "limit_per_set": 2,
+        "policy": "cai-1.0",
+        "rounds": 1,
+        "critique": {"response": short, "critique": short, "revision": short, "judge": None},
+        "sft": {"max_steps": 1, "batch_size": 2},
+        **changes,
+    }
+    return Recipe(
+        name=name,
+        model="hf:tiny",
+        runs_dir=runs_dir,
+        stages=[{"stage": "sl", "config": config}],  # type: ignore[list-item]
+    )
+
+
 def test_sl_stage_runs_in_a_recipe_and_resumes(tmp_path: Path) -> None:
     assert "sl" in STAGES
-    short = {"max_tokens": 4}
-    recipe = Recipe(
-        name="sl-test",
-        model="hf:tiny",
-        runs_dir=tmp_path,
-        stages=[
-            {  # type: ignore[list-item]
-                "stage": "sl",
-                "config": {
-                    "limit_per_set": 2,
-                    "policy": "cai-1.0",
-                    "rounds": 1,
-                    "critique": {
-                        "response": short,
-                        "critique": short,
-                        "revision": short,
-                        "judge": None,
-                    },
-                    "keep_unrevised_kinds": ["helpful", "harmful"],
-                    "sft": {"max_steps": 1, "batch_size": 2},
-                },
-            }
-        ],
-    )
+    recipe = _tiny_sl_recipe("sl-test", tmp_path, keep_unrevised_kinds=["helpful", "harmful"])
     run = run_recipe(recipe)
     metrics = run.record.stages[0].metrics
     assert metrics["critique_prompts"] == 4
@@ -86,27 +83,10 @@ def test_sl_stage_runs_in_a_recipe_and_resumes(tmp_path: Path) -> None:
 
 
 def test_sl_stage_principle_fallback_trains_refusals(tmp_path: Path) -> None:
+    # one-token revisions are dropped as too short, so no harmful reply is ever improved
     short = {"max_tokens": 4}
-    config = {
-        "limit_per_set": 2,
-        "policy": "cai-1.0",
-        "rounds": 1,
-        # one-token revisions are dropped as too short, so no harmful reply is ever improved
-        "critique": {
-            "response": short,
-            "critique": short,
-            "revision": {"max_tokens": 1},
-            "judge": None,
-        },
-        "fallback": "principle",
-        "sft": {"max_steps": 1, "batch_size": 2},
-    }
-    recipe = Recipe(
-        name="sl-fallback",
-        model="hf:tiny",
-        runs_dir=tmp_path,
-        stages=[{"stage": "sl", "config": config}],  # type: ignore[list-item]
-    )
+    critique = {"response": short, "critique": short, "revision": {"max_tokens": 1}, "judge": None}
+    recipe = _tiny_sl_recipe("sl-fallback", tmp_path, critique=critique, fallback="principle")
     run = run_recipe(recipe)
     metrics = run.record.stages[0].metrics
     folder = run.dir / "artifacts" / run.record.stages[0].name
