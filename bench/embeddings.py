@@ -33,6 +33,7 @@ import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from cai2.critique import load_prompt_set
 from cai2.embeddings import (
@@ -58,7 +59,10 @@ def _log(message: str, started: float) -> None:
     print(f"[{time.perf_counter() - started:6.0f}s] {message}", flush=True)
 
 
-def _sample(items: list[str], n: int, seed: int) -> list[str]:
+T = TypeVar("T")
+
+
+def _sample(items: list[T], n: int, seed: int) -> list[T]:
     chosen = list(items)
     random.Random(seed).shuffle(chosen)
     return chosen[:n]
@@ -107,9 +111,8 @@ def main() -> int:
     chosen = choose_alpha(points)
     _log(f"chosen α {chosen.alpha}", started)
 
-    test_harmful = _sample(
-        [s.prompt for s in load_seeds(("advbench",), split="heldout")], args.n_test, args.seed
-    )
+    test_seeds = _sample(list(load_seeds(("advbench",), split="heldout")), args.n_test, args.seed)
+    test_harmful = [s.prompt for s in test_seeds]
     test_benign = [i.prompt for i in sample_items(load_benign_items(), args.n_test, args.seed)]
     measured = {}
     examples_out = {}
@@ -126,9 +129,10 @@ def main() -> int:
         )
         measured[label] = point
         examples_out[label] = {
+            # AdvBench text stays in the installed package: harmful examples name their seed id
             "harmful": [
-                {"prompt": p, "reply": r}
-                for p, r in zip(test_harmful[:3], harmful_replies[:3], strict=True)
+                {"seed": s.id, "reply": r}
+                for s, r in zip(test_seeds[:3], harmful_replies[:3], strict=True)
             ],
             "benign": [
                 {"prompt": p, "reply": r}

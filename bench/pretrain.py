@@ -129,6 +129,7 @@ def _measure(
     spec: str,
     judge: Any,
     redteam: list[str],
+    redteam_ids: list[str],
     benign_texts: list[str],
     benign_pairs: list[tuple[str, str]],
     n: int,
@@ -160,9 +161,10 @@ def _measure(
         "unjudged": sum(p is None for p in p_red + p_free),
         "perplexity": ppl,
         "perplexity_document": ppl_document,
+        # AdvBench text stays in the installed package: examples name their seed id
         "redteam_examples": [
-            {"prompt": q, "reply": a, "p_violation": p}
-            for q, a, p in list(zip(redteam, replies, p_red, strict=True))[:3]
+            {"seed": i, "reply": a, "p_violation": p}
+            for i, a, p in list(zip(redteam_ids, replies, p_red, strict=True))[:3]
         ],
         "unprompted_examples": [
             {"request": q, "reply": a, "p_violation": p}
@@ -188,7 +190,9 @@ def main() -> None:
     load_start = os.getloadavg()
 
     judge, calibration = calibrate_harm_judge("ensemble")
-    redteam = [s.prompt for s in load_seeds(["advbench"], split="heldout", limit=args.n)]
+    seeds = load_seeds(["advbench"], split="heldout", limit=args.n)
+    redteam = [s.prompt for s in seeds]
+    redteam_ids = [s.id for s in seeds]
     benign = [i for i in load_benign_items() if i.kind == "benign"]
     benign = sample_items(benign, args.n, seed=0)
     base: Any = load_model(args.model)
@@ -255,22 +259,11 @@ def main() -> None:
     plain_summary = json.loads((plain_dir / "summary.json").read_text(encoding="utf-8"))
     plain_seconds = time.perf_counter() - phase
 
+    common = (judge, redteam, redteam_ids, benign_texts, benign_pairs, args.n, args.max_tokens)
     measured = {
-        "base": _measure(
-            args.model, judge, redteam, benign_texts, benign_pairs, args.n, args.max_tokens
-        ),
-        "conditional": _measure(
-            str(metrics["model_out"]),
-            judge,
-            redteam,
-            benign_texts,
-            benign_pairs,
-            args.n,
-            args.max_tokens,
-        ),
-        "plain": _measure(
-            f"hf:{plain_model}", judge, redteam, benign_texts, benign_pairs, args.n, args.max_tokens
-        ),
+        "base": _measure(args.model, *common),
+        "conditional": _measure(str(metrics["model_out"]), *common),
+        "plain": _measure(f"hf:{plain_model}", *common),
     }
     cond, plain_m = measured["conditional"], measured["plain"]
     ppl_ratio = cond["perplexity"] / plain_m["perplexity"]
