@@ -304,7 +304,7 @@ def many_shot_prompt(request: str, variant: int, shots: int = MANY_SHOT_DEFAULT)
 
 
 def _payload_split(request: str, variant: int) -> str:
-    words = _bare(request).split()
+    words = _bare(request).split() or [request.strip()]  # punctuation alone stays one piece
     parts = max(2, min(3 + variant, len(words)))
     size = -(-len(words) // parts)
     chunks = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
