@@ -26,6 +26,7 @@ from cai2.config import StrictModel
 from cai2.errors import DataError
 from cai2.models import ChatModel, GenerationParams
 from cai2.store import JsonlWriter
+from cai2.store._files import json_object
 
 ALIGNED_TOKEN = "<|aligned|>"
 """Control token of segments the judges found in line with the constitution (Korbak et al. 2023)."""
@@ -182,13 +183,7 @@ def iter_text_file(path: Path, text_field: str = "text") -> Iterator[Document]:
 
 
 def _jsonl_document(line: str, where: str, text_field: str) -> Document:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{where}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(row, dict):
-        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-    return _row_document(row, where, text_field)
+    return _row_document(json_object(line, where), where, text_field)
 
 
 def _row_document(row: dict[str, Any], where: str, text_field: str) -> Document:

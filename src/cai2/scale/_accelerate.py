@@ -9,7 +9,6 @@ talk over gloo, which is how the tests run the same path.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ import yaml
 
 from cai2.errors import ConfigError, DataError
 from cai2.store import atomic_write_json, atomic_write_text
+from cai2.store._files import jsonl_objects
 
 MixedPrecision = Literal["no", "fp16", "bf16"]
 
@@ -95,14 +95,8 @@ def read_examples(path: str | Path) -> list[dict[str, Any]]:
     if not source.is_file():
         raise DataError(f"SFT examples file {source} not found")
     rows: list[dict[str, Any]] = []
-    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{source}:{number}: invalid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or "prompt" not in row or "completion" not in row:
+    for number, row in jsonl_objects(source.read_text(encoding="utf-8"), str(source)):
+        if "prompt" not in row or "completion" not in row:
             raise DataError(f"{source}:{number}: each row needs `prompt` and `completion`")
         rows.append({"prompt": row["prompt"], "completion": row["completion"]})
     if not rows:

@@ -265,15 +265,23 @@ def jsonl_objects(text: str, where: str) -> Iterator[tuple[int, dict[str, Any]]]
         DataError: ``<where>:<line>: not valid JSON (…)`` or ``…: expected a JSON object``.
     """
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}:{number}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise DataError(f"{where}:{number}: expected a JSON object, got {type(row).__name__}")
-        yield number, row
+        if line.strip():
+            yield number, json_object(line, f"{where}:{number}")
+
+
+def json_object(line: str, where: str) -> dict[str, Any]:
+    """One line of a hand-written JSONL data file, which must be a JSON object.
+
+    Raises:
+        DataError: ``<where>: not valid JSON (…)`` or ``<where>: expected a JSON object, got …``.
+    """
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(row, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
 
 
 def require_strings(row: Mapping[str, Any], keys: Iterable[str], where: str) -> None:
