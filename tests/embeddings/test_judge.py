@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from cai2.embeddings import ConstitutionalEmbeddings, EmbeddingProbeJudge
-from cai2.judges import Judge, JudgeItem, RefusalJudge
+from cai2.errors import ConfigError, DataError
+from cai2.judges import JUDGES, Judge, JudgeItem, RefusalJudge, build_judge
 from cai2.models import HFChatModel
 
 from .conftest import PRINCIPLES
@@ -55,3 +57,18 @@ def test_probe_judge_answers_none_for_principles_it_has_no_direction_for(
     assert unknown.p_violation is None and not unknown.judged
     # A refusal detector built from the same protocol agrees on what "could not judge" means.
     assert RefusalJudge().verdict_batch(ITEMS[:1])[0].judged
+
+
+def test_probe_judge_is_registered_and_built_from_a_saved_file(
+    tmp_path: Path, tiny: HFChatModel, trained: ConstitutionalEmbeddings
+) -> None:
+    assert "embedding-probe" in JUDGES.names()
+    with pytest.raises(ConfigError, match=r"options \{path: <file\.npz>\}"):
+        build_judge("embedding-probe")
+    with pytest.raises(DataError, match="not found"):
+        build_judge("embedding-probe", path=tmp_path / "missing.npz")
+    saved = trained.save(tmp_path / "directions.npz")
+    built = build_judge("embedding-probe", path=saved, model=tiny)
+    direct = EmbeddingProbeJudge(trained, tiny)
+    got = [v.p_violation for v in built.verdict_batch(ITEMS)]
+    assert got == pytest.approx([v.p_violation for v in direct.verdict_batch(ITEMS)])

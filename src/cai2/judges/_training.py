@@ -146,6 +146,28 @@ def gated_ensemble(cap: float = 0.05, **options: Any) -> Judge:
     return RelevanceGate(ensemble(**options), cap=cap, name="gated-ensemble")
 
 
+def embedding_probe(path: str | Path | None = None, model: Any = None) -> Judge:
+    """Constitutional-embedding probes (``cai2 embed train``) as a judge: one P(violation) each.
+
+    Args:
+        path: The ``.npz`` written by ``cai2 embed train --out``; required.
+        model: The model to read hidden states from: a spec or a loaded `hf` model (default: the
+            spec the file records).
+
+    Raises:
+        ConfigError: without ``path``.
+        DataError: when the file (or its ``.json`` beside it) is missing or malformed.
+    """
+    if path is None:
+        raise ConfigError(
+            "the `embedding-probe` judge needs the directions file: options {path: <file.npz>} "
+            "(write one with `cai2 embed train --out directions.npz`)"
+        )
+    from cai2.embeddings import EmbeddingProbeJudge  # cai2.embeddings imports cai2.judges
+
+    return EmbeddingProbeJudge(path, model)
+
+
 def build_judge(name: str, **options: Any) -> Judge:
     """The registered judge ``name`` built with ``options``."""
     return JUDGES.get(name)(**options)
@@ -157,3 +179,4 @@ JUDGES.register("hidden-head", hidden_head)
 JUDGES.register("llm-mc", llm_mc)
 JUDGES.register("ensemble", ensemble)
 JUDGES.register("gated-ensemble", gated_ensemble)
+JUDGES.register("embedding-probe", embedding_probe)
