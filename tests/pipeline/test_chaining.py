@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from cai2.errors import ConfigError
-from cai2.pipeline import Recipe, run_recipe
+from cai2.pipeline import Recipe, StageProgress, run_recipe
 
 SHORT = {"max_tokens": 4}
 SL_CONFIG: dict[str, Any] = {
@@ -73,6 +73,39 @@ def test_a_later_stage_uses_the_model_an_earlier_stage_made(tmp_path: Path) -> N
     # McNemar for every pair of models, not only against the first
     pairs = [(c["model_a"], c["model_b"]) for c in report["comparisons"]]
     assert pairs == [("hf:tiny", first_out), ("hf:tiny", second_out), (first_out, second_out)]
+
+
+def test_a_moved_run_folder_resumes_with_the_models_inside_it(tmp_path: Path) -> None:
+    def recipe(runs_dir: Path) -> Recipe:
+        return Recipe.model_validate(
+            {
+                "name": "moved",
+                "model": "hf:tiny",
+                "runs_dir": str(runs_dir),
+                "stages": [
+                    {"stage": "sl", "id": "first", "config": SL_CONFIG},
+                    {"stage": "sl", "id": "second", "config": {**SL_CONFIG, "model": "@first"}},
+                ],
+            }
+        )
+
+    def stop_at_second(report: StageProgress) -> None:
+        if report.stage == "second":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe(tmp_path / "here"), on_progress=stop_at_second)
+    (tmp_path / "here").rename(tmp_path / "there")
+    run = run_recipe(recipe(tmp_path / "there"))
+    stages = {s.name: s.metrics for s in run.record.stages}
+    assert run.dir == tmp_path / "there" / "moved"
+    recorded = tmp_path / "here" / "moved" / "artifacts" / "first" / "model"
+    assert stages["first"]["model_out"] == f"hf:{recorded}"  # as recorded before the move
+    second = run.dir / "artifacts" / "second"
+    assert stages["second"]["model_out"] == f"hf:{second / 'model'}"
+    assert (second / "model" / "model.safetensors").exists()
+    log = (run.dir / "run.log").read_text(encoding="utf-8")
+    assert f"loading model hf:{run.dir / 'artifacts' / 'first' / 'model'}" in log
 
 
 def test_a_reference_to_a_stage_that_has_not_run_is_a_clear_error(tmp_path: Path) -> None:

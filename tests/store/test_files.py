@@ -17,7 +17,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cai2.errors import DataError
-from cai2.store import JsonlWriter, append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from cai2.store import (
+    JsonlWriter,
+    append_jsonl,
+    atomic_write_json,
+    atomic_write_text,
+    read_jsonl,
+    relocated,
+)
 
 
 def test_atomic_write_keeps_old_file_when_writer_fails_midway(tmp_path: Path) -> None:
@@ -177,3 +184,22 @@ def test_jsonl_objects_name_the_line_of_bad_data() -> None:
     require_strings({"a": "x", "b": "y"}, ("a", "b"), "data.jsonl:1")
     with pytest.raises(DataError, match=r"data\.jsonl:4 at `b`: expected a non-empty string"):
         require_strings({"a": "x", "b": "  "}, ("a", "b"), "data.jsonl:4")
+
+
+def test_relocated_finds_a_recorded_path_inside_a_moved_folder(tmp_path: Path) -> None:
+    old = tmp_path / "old" / "run-1" / "artifacts"
+    new = tmp_path / "new" / "run-1" / "artifacts"
+    (new / "sl" / "model").mkdir(parents=True)
+    recorded = old / "sl" / "model"
+    assert relocated(recorded, new) == new / "sl" / "model"
+    assert relocated(str(recorded), new) == new / "sl" / "model"
+    # Nothing there under the new folder, or no component to anchor on: the recorded path stays,
+    # so an error still names it.
+    assert relocated(old / "rl" / "model", new) == old / "rl" / "model"
+    assert relocated(tmp_path / "elsewhere" / "model", new) == tmp_path / "elsewhere" / "model"
+    # A path that still exists is used as it is, even when the anchor would match too.
+    (old / "sl" / "model").mkdir(parents=True)
+    assert relocated(recorded, new) == recorded
+    # The last component named like the anchor counts.
+    nested = tmp_path / "artifacts" / "x" / "artifacts" / "sl" / "model"
+    assert relocated(nested, new) == new / "sl" / "model"

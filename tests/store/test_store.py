@@ -45,6 +45,23 @@ def test_index_survives_reopening_and_lists_newest_first(runs_dir: Path) -> None
         reopened.close()
 
 
+def test_a_moved_runs_folder_finds_its_runs_in_the_new_place(tmp_path: Path) -> None:
+    old_root, new_root = tmp_path / "old", tmp_path / "new"
+    first = RunStore(old_root)
+    first.create_run("a", {"x": 1}, run_id="run-a")
+    first.close()
+    old_root.rename(new_root)
+    moved = RunStore(new_root)
+    try:
+        run = moved.get_run("run-a")
+        assert run.dir == new_root.resolve() / "run-a"
+        assert run.metrics() == {"run": {}, "stages": {}}
+        moved.delete_run("run-a")
+        assert not (new_root / "run-a").exists()
+    finally:
+        moved.close()
+
+
 def test_generated_run_ids_are_unique_and_safe(store: RunStore) -> None:
     one = store.create_run("my recipe/v2", {})
     two = store.create_run("my recipe/v2", {})

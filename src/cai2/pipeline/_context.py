@@ -57,7 +57,8 @@ class StageContext:
         """The model spec a stage should use: its own ``spec``, or the recipe's when ``None``.
 
         ``@<stage id>`` names the model an earlier stage of this run produced (the ``model_out``
-        metric of ``sl``, ``rl`` and ``redteam``), so stages can be chained in one recipe.
+        metric of ``sl``, ``rl`` and ``redteam``), so stages can be chained in one recipe. A run
+        folder moved or copied since that stage ran still finds the model inside it.
 
         Raises:
             ConfigError: when the referenced stage has not run yet or produced no model.
@@ -78,7 +79,12 @@ class StageContext:
                 f"produced no model (models so far: {known})",
                 key="model",
             )
-        return str(produced)
+        spec = str(produced)
+        if spec.startswith("hf:"):  # the run folder may have moved since that stage ran
+            from cai2.store import relocated
+
+            spec = f"hf:{relocated(spec[3:], self.run.dir / 'artifacts')}"
+        return spec
 
     def resolve_path(self, path: str | Path) -> Path:
         """``path`` as an absolute path; relative paths are taken from :attr:`base_dir`."""

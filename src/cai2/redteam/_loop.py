@@ -385,7 +385,7 @@ class RedTeamLoop:
 
     def run_round(self, round_number: int, model_spec: str) -> dict[str, Any]:
         """Attack, collect failures, build training data, train; returns the round's summary."""
-        from cai2.store import atomic_write_json, atomic_write_text, read_json
+        from cai2.store import atomic_write_json, atomic_write_text, read_json, relocated
 
         folder = self.dir / f"round-{round_number}"
         done_path = folder / "done.json"
@@ -487,7 +487,7 @@ class RedTeamLoop:
 
                 sft = train_once(folder / "sft_done.json", train)
                 summary["sft_steps"], summary["sft_final_loss"] = sft["steps"], sft["final_loss"]
-                current_dir = Path(sft["output"])
+                current_dir = relocated(sft["output"], self.dir)
             if "dpo" in self.config.train:
                 dpo = train_dpo(
                     current_dir,
@@ -509,7 +509,7 @@ class RedTeamLoop:
     def run(self) -> dict[str, Any]:
         """Every round (finished ones are read back), the evaluations, and the report."""
         from cai2.redteam._report import write_redteam_report
-        from cai2.store import read_jsonl
+        from cai2.store import read_jsonl, relocated
 
         evaluate = bool(self.config.heldout_eval or self.config.benign_eval)
         evaluations: dict[str, Any] = {}
@@ -521,6 +521,8 @@ class RedTeamLoop:
             summary = self.run_round(number, spec)
             rounds.append(summary)
             spec = summary["model_out"]
+            if spec.startswith("hf:"):  # a finished round read back from a moved folder
+                spec = f"hf:{relocated(spec[3:], self.dir)}"
             if evaluate and (self.config.evaluate_every_round or number == self.config.rounds):
                 evaluations[str(number)] = self.evaluate(spec, number)
         records = [

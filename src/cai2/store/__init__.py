@@ -12,6 +12,7 @@ from cai2.store._files import (
     atomic_write_text,
     read_json,
     read_jsonl,
+    relocated,
 )
 from cai2.store._store import (
     INDEX_URL_ENV,
@@ -45,4 +46,5 @@ __all__ = [
     "config_hash",
     "read_json",
     "read_jsonl",
+    "relocated",
 ]

@@ -58,6 +58,23 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, text)
 
 
+def relocated(path: str | Path, anchor: Path) -> Path:
+    """``path`` as found below ``anchor`` when it was recorded under a folder that has since moved.
+
+    Runs record the models they make as absolute paths. After a run folder is moved or copied,
+    such a path no longer exists; its part after the last component named ``anchor.name`` is
+    then looked up below ``anchor``, and used when it exists there. Otherwise ``path`` comes back
+    unchanged (so errors still name the recorded path).
+    """
+    recorded = Path(path)
+    if recorded.exists() or anchor.name not in recorded.parts:
+        return recorded
+    parts = recorded.parts
+    last = len(parts) - 1 - parts[::-1].index(anchor.name)
+    moved = anchor.joinpath(*parts[last + 1 :])
+    return moved if moved.exists() else recorded
+
+
 def read_json(path: str | Path) -> Any:
     """Parse the JSON file at ``path``.
 

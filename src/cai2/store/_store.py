@@ -227,7 +227,17 @@ class RunStore:
         """The run with id ``run_id``, or ``None`` if the index has no such run."""
         with self._session() as session:
             row = session.get(RunRow, run_id)
-            return Run(self, row.id, Path(row.directory)) if row is not None else None
+            return Run(self, row.id, self._directory(row)) if row is not None else None
+
+    def _directory(self, row: RunRow) -> Path:
+        """A run's folder: the one the index recorded, or ``<root>/<id>`` when that moved here.
+
+        Moving or copying a runs folder takes its SQLite index along, and the index still names the
+        old place; a run found under this store's root is used then.
+        """
+        recorded = Path(row.directory)
+        here = self.root / row.id
+        return here if not recorded.exists() and here.is_dir() else recorded
 
     def get_run(self, run_id: str) -> Run:
         """The run with id ``run_id``.
@@ -257,7 +267,9 @@ class RunStore:
         """Remove a run's index rows and its directory (no error if it does not exist)."""
         with self._session() as session, session.begin():
             row = session.get(RunRow, run_id)
-            directory = Path(row.directory) if row is not None else self.root / check_run_id(run_id)
+            directory = (
+                self._directory(row) if row is not None else self.root / check_run_id(run_id)
+            )
             if row is not None:
                 session.delete(row)
         if directory.exists():
