@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cai2.embeddings import load_examples, train_embeddings
 from cai2.judges import (
     JUDGES,
     EmbeddingHeadJudge,
@@ -17,6 +18,7 @@ from cai2.judges import (
     LabelledResponse,
     Verdict,
 )
+from cai2.models import load_model
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +33,15 @@ def options(
     hidden_file = hidden.save(tmp_path_factory.mktemp("contract") / "hidden.npz")
     head = EmbeddingHeadJudge(name="embedding-head")
     head.load_head(embedding_head_file)
+    tiny = load_model("hf:tiny", batch_size=4)
+    directions, _ = train_embeddings(tiny, load_examples(principles=["harmless.no_serious_harm"]))
+    probe_file = directions.save(tmp_path_factory.mktemp("contract") / "probe.npz")
     return {
         "refusal": {},
         "embedding-head": {"path": embedding_head_file},
         "hidden-head": {"model": "hf:tiny", "path": hidden_file},
         "llm-mc": {"model": "hf:tiny"},
+        "embedding-probe": {"path": probe_file, "model": tiny},
         "ensemble": {"members": ["refusal", head], "path": None, "fit_if_missing": False},
         "gated-ensemble": {"members": ["refusal", head], "path": None, "fit_if_missing": False},
         "_toy": toy_set,
