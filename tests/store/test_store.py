@@ -56,6 +56,9 @@ def test_a_moved_runs_folder_finds_its_runs_in_the_new_place(tmp_path: Path) -> 
         run = moved.get_run("run-a")
         assert run.dir == new_root.resolve() / "run-a"
         assert run.metrics() == {"run": {}, "stages": {}}
+        # `cai2 runs list/show` print the folder the run is in now, not the recorded one.
+        assert [r.directory for r in moved.list_runs()] == [run.dir]
+        assert run.record.directory == run.dir
         moved.delete_run("run-a")
         assert not (new_root / "run-a").exists()
     finally:

@@ -133,7 +133,7 @@ class RunRecord:
     stages: tuple[StageRecord, ...]
 
     @classmethod
-    def _from_row(cls, row: RunRow) -> RunRecord:
+    def _from_row(cls, row: RunRow, directory: Path | None = None) -> RunRecord:
         return cls(
             id=row.id,
             name=row.name,
@@ -141,7 +141,7 @@ class RunRecord:
             config_hash=row.config_hash,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            directory=Path(row.directory),
+            directory=directory or Path(row.directory),
             metrics=dict(row.metrics or {}),
             error=row.error,
             stages=tuple(StageRecord._from_row(stage) for stage in row.stages),
@@ -261,7 +261,7 @@ class RunStore:
                 .order_by(RunRow.created_at.desc(), RunRow.id.desc())
             )
             rows = session.scalars(query).all()
-            return [RunRecord._from_row(row) for row in rows]
+            return [RunRecord._from_row(row, self._directory(row)) for row in rows]
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run's index rows and its directory (no error if it does not exist)."""
@@ -280,7 +280,7 @@ class RunStore:
             row = session.get(RunRow, run_id)
             if row is None:
                 raise RunNotFoundError(f"run `{run_id}` was deleted from {self.url}")
-            return RunRecord._from_row(row)
+            return RunRecord._from_row(row, self._directory(row))
 
     def _update_run(self, run_id: str, **values: Any) -> None:
         with self._session() as session, session.begin():
