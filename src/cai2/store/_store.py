@@ -133,7 +133,7 @@ class RunRecord:
     stages: tuple[StageRecord, ...]
 
     @classmethod
-    def _from_row(cls, row: RunRow, directory: Path | None = None) -> RunRecord:
+    def _from_row(cls, row: RunRow, directory: Path) -> RunRecord:
         return cls(
             id=row.id,
             name=row.name,
@@ -141,7 +141,7 @@ class RunRecord:
             config_hash=row.config_hash,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            directory=directory or Path(row.directory),
+            directory=directory,
             metrics=dict(row.metrics or {}),
             error=row.error,
             stages=tuple(StageRecord._from_row(stage) for stage in row.stages),
