@@ -6,6 +6,12 @@ measures on the held-out test split, on AdvBench (read from the installed ``pyri
 trained on) and for latency at batch 1. The headline numbers are for the assessor as shipped
 (cascade on); the same heads with the cascade off (encoder on every prompt) are reported too.
 
+The assessor as shipped reads the whole MiniLM in ONNX Runtime (``DEFAULT_ENCODER``), whose
+embeddings equal the PyTorch model's. The cheaper variants (fewer layers, int8) are compared on the
+training split only: out-of-fold macro-F1 of heads fitted on each, and the encoder's batch-1 time
+on training prompts, timed round-robin (each prompt through every variant in turn) so that
+drifting load on the machine hits all variants alike.
+
 Targets (issue 3): risk_macro_f1 ≥ 0.85, high_critical_recall ≥ 0.95, advbench_medium_plus ≥ 0.95,
 p50_ms ≤ 5.
 """
@@ -31,14 +37,22 @@ from sklearn.metrics import confusion_matrix, f1_score
 from cai2.benchmarks import load_advbench
 from cai2.context import (
     ContextAssessor,
+    LabelledPrompt,
     RiskTier,
     load_context_dataset,
     load_sentence_encoder,
+    user_text,
 )
+from cai2.context._encoder import embed_one
+from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
 
 RESULTS = Path(__file__).parent / "results" / "context.json"
 TIERS = [t.value for t in RiskTier]
 LATENCY_PROMPTS = 300
+SELECTION_LATENCY_PROMPTS = 300
+CANDIDATES = [EncoderSpec(runtime="torch")] + [
+    EncoderSpec(layers=layers, int8=int8) for layers in (3, 4, 5, 6) for int8 in (False, True)
+]
 
 SECOND_ROUND = "second round"
 """Marker in the ``notes`` of prompts added in the second labelling round."""
@@ -102,12 +116,52 @@ def _tier_metrics(truth: list[str], predicted: list[str]) -> dict[str, object]:
     }
 
 
+def _encoder(spec: EncoderSpec, minilm: Any) -> Any:
+    return minilm if spec.runtime == "torch" else load_onnx_encoder(spec, encoder=minilm)
+
+
+def _encoder_candidates(minilm: Any, train: list[LabelledPrompt]) -> list[dict[str, object]]:
+    """Out-of-fold accuracy and round-robin batch-1 encoder time of every candidate encoder."""
+    encoders = [_encoder(spec, minilm) for spec in CANDIDATES]
+    rows: list[dict[str, object]] = []
+    for spec, encoder in zip(CANDIDATES, encoders, strict=True):
+        start = time.perf_counter()
+        meta = ContextAssessor.fit(encoder, train).heads.meta
+        rows.append(
+            {
+                "encoder": spec.label,
+                "oof_risk_macro_f1": meta["oof_risk_macro_f1"],
+                "oof_high_critical_recall": meta["oof_high_critical_recall"],
+                "oof_cascade_fast_share": meta["oof_cascade_fast_share"],
+                "fit_seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    torch.set_num_threads(1)
+    texts = [user_text(r.conversation) for r in train[:SELECTION_LATENCY_PROMPTS]]
+    times: list[list[float]] = [[] for _ in encoders]
+    for text in texts[:5]:
+        for encoder in encoders:
+            embed_one(encoder, text)
+    for text in texts:
+        for column, encoder in enumerate(encoders):
+            start = time.perf_counter()
+            embed_one(encoder, text)
+            times[column].append((time.perf_counter() - start) * 1000)
+    torch.set_num_threads(2)
+    for row, timings in zip(rows, times, strict=True):
+        row["encoder_p50_ms"] = round(statistics.median(timings), 3)
+    return rows
+
+
 def main() -> int:
     torch.set_num_threads(2)
     records = load_context_dataset()
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
-    encoder = load_sentence_encoder()
+    minilm = load_sentence_encoder()
+    candidates = _encoder_candidates(minilm, train)
+    encoder = _encoder(DEFAULT_ENCODER, minilm)
 
     start = time.perf_counter()
     assessor = ContextAssessor.fit(encoder, records)  # uses the train split only
@@ -157,9 +211,10 @@ def main() -> int:
     advbench_high_plus = sum(c.risk.rank >= 2 for c in adv_contexts) / len(adv_contexts)
     advbench_fast_share = sum(_is_fast(c) for c in adv_contexts) / len(adv_contexts)
 
-    # Latency: batch 1, warm, distinct prompts, including embedding, rules and complexity. One
-    # torch thread: at batch 1 a second thread buys little, and on a shared, busy machine two
-    # spinning threads made a call ~10x slower. CPU time is recorded too, because wall time on a
+    # Latency: batch 1, warm, distinct prompts, including tokenising, embedding, rules and
+    # complexity. One thread (torch, and ONNX Runtime's default in OnnxEncoder): at batch 1 a
+    # second thread buys little, and on a shared, busy machine two spinning threads made a call
+    # ~10x slower. CPU time is recorded too, because wall time on a
     # loaded machine mostly measures the other processes.
     torch.set_num_threads(1)
     latency_prompts = test_conversations + list(advbench)
@@ -182,6 +237,13 @@ def main() -> int:
         "p50_cpu_ms": cascade_latency["p50_cpu_ms"],
         "latency_fast_share": cascade_latency["fast_share"],
         "latency_torch_threads": 1,
+        "latency_onnx_threads": 1,
+        "encoder": DEFAULT_ENCODER.label,
+        "encoder_candidates": {
+            "split": "train (out-of-fold F1; encoder-only batch-1 time, round-robin)",
+            "timing_prompts": SELECTION_LATENCY_PROMPTS,
+            "rows": candidates,
+        },
         "load_average_during_latency": [
             cascade_latency["load_average_before"][0],  # type: ignore[index]
             cascade_latency["load_average_after"][0],  # type: ignore[index]

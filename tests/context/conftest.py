@@ -103,7 +103,7 @@ def trained_home(
     messages: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CAI2_HOME", str(home))
-        patch.setattr(default_module, "load_sentence_encoder", lambda: tiny_encoder)
+        patch.setattr(default_module, "load_context_encoder", lambda spec: tiny_encoder)
         patch.setattr(default_module, "_default", {})
         assessor = default_module.load_default_assessor(progress=messages.append)
     return home, messages, assessor
@@ -117,6 +117,6 @@ def use_trained_home(
 ) -> Path:
     """Point cai2 at :func:`trained_home` with a cold in-memory memo (as in a new process)."""
     monkeypatch.setenv("CAI2_HOME", str(trained_home[0]))
-    monkeypatch.setattr(default_module, "load_sentence_encoder", lambda: tiny_encoder)
+    monkeypatch.setattr(default_module, "load_context_encoder", lambda spec: tiny_encoder)
     monkeypatch.setattr(default_module, "_default", {})
     return trained_home[0]

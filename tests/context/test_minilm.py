@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
@@ -16,6 +17,7 @@ from cai2.context import (
     embed_texts,
     verify_sentence_encoder,
 )
+from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +27,17 @@ def test_weights_are_verified_safetensors(minilm: Any) -> None:
     vectors = embed_texts(minilm, ["hello world", "good morning"])
     assert vectors.shape == (2, 384)
     assert abs(float((vectors**2).sum(axis=1)[0]) - 1.0) < 1e-4
+
+
+def test_onnx_export_of_the_whole_model_matches_sentence_transformers(minilm: Any) -> None:
+    texts = ["hello world", "How do I report a phishing email to my bank's fraud team?"]
+    onnx = load_onnx_encoder(EncoderSpec(layers=6), encoder=minilm)
+    np.testing.assert_allclose(embed_texts(onnx, texts), embed_texts(minilm, texts), atol=1e-4)
+
+
+def test_default_assessor_reads_the_default_encoder(minilm_assessor: ContextAssessor) -> None:
+    assert minilm_assessor.heads.meta["encoder"] == DEFAULT_ENCODER.as_dict()
+    assert getattr(minilm_assessor.encoder, "spec", None) == DEFAULT_ENCODER
 
 
 def test_heldout_risk_beats_majority_baseline(

@@ -4,9 +4,10 @@
 >>> ctx.risk, ctx.domains, ctx.complexity   # a RiskTier, domain names, a float in [0, 1]
 >>> [e.detail for e in ctx.evidence]         # why: probabilities, nearest example, rules, ...
 
-The default assessor combines heads on all-MiniLM-L6-v2 sentence embeddings plus TF-IDF (trained on
-the project's own labelled prompt set, cached after first use), explicit rules that raise the tier
-for plainly dangerous requests, complexity features, and optionally an LLM behind any backend.
+The default assessor combines heads on all-MiniLM-L6-v2 sentence embeddings (its first layers, int8,
+in ONNX Runtime: :data:`DEFAULT_ENCODER`) plus TF-IDF (trained on the project's own labelled prompt
+set, cached after first use), explicit rules that raise the tier for plainly dangerous requests,
+complexity features, and optionally an LLM behind any backend.
 Every part of the result comes with :class:`Evidence`.
 """
 
@@ -31,19 +32,29 @@ from cai2.context._encoder import (
     verify_sentence_encoder,
 )
 from cai2.context._llm import LLMRiskAssessor
+from cai2.context._onnx import (
+    DEFAULT_ENCODER,
+    EncoderSpec,
+    OnnxEncoder,
+    load_context_encoder,
+    load_onnx_encoder,
+)
 from cai2.context._rules import RULES, Rule, RuleHit, apply_rules
 from cai2.context._types import Context, Evidence, RiskTier
 
 __all__ = [
+    "DEFAULT_ENCODER",
     "FEATURE_NAMES",
     "MINILM_SAFETENSORS_SHA256",
     "RULES",
     "Context",
     "ContextAssessor",
+    "EncoderSpec",
     "Evidence",
     "FittedHeads",
     "LLMRiskAssessor",
     "LabelledPrompt",
+    "OnnxEncoder",
     "PromptOrConversation",
     "RiskTier",
     "Rule",
@@ -59,7 +70,9 @@ __all__ = [
     "embed_texts",
     "heads_cache_path",
     "load_context_dataset",
+    "load_context_encoder",
     "load_default_assessor",
+    "load_onnx_encoder",
     "load_sentence_encoder",
     "sentence_encoder_dir",
     "user_text",

@@ -42,9 +42,10 @@ from cai2.context._dataset import (
     user_text,
 )
 from cai2.context._encoder import SentenceEncoder, StaticEmbedder, embed_one, embed_texts
+from cai2.context._onnx import EncoderSpec, encoder_spec
 from cai2.context._rules import RULES, Rule, apply_rules
 from cai2.context._types import Context, Evidence, RiskTier
-from cai2.errors import DataError
+from cai2.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from cai2.context._llm import LLMRiskAssessor
@@ -295,6 +296,13 @@ class ContextAssessor:
         llm: LLMRiskAssessor | None = None,
         cascade: bool = True,
     ) -> None:
+        trained_on = EncoderSpec.from_dict(heads.meta.get("encoder"))
+        given = encoder_spec(encoder)
+        if given is not None and given != trained_on:
+            raise ConfigError(
+                f"these heads were trained on {trained_on.label} embeddings but the encoder is "
+                f"{given.label}; load the matching encoder with load_context_encoder() or retrain"
+            )
         self.encoder = encoder
         self.heads = heads
         self.rules = rules
@@ -354,6 +362,9 @@ class ContextAssessor:
             c_grid=c_grid or C_GRID,
             static=static_embedder.embed(texts) if static_embedder is not None else None,
         )
+        spec = encoder_spec(encoder)
+        if spec is not None:
+            heads.meta["encoder"] = spec.as_dict()
         heads.meta.update(meta or {})
         return cls(encoder, heads)
 

@@ -13,7 +13,8 @@ from cai2.context._dataset import (
     default_dataset_path,
     load_context_dataset,
 )
-from cai2.context._encoder import MINILM_SAFETENSORS_SHA256, load_sentence_encoder
+from cai2.context._encoder import MINILM_SAFETENSORS_SHA256
+from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_context_encoder
 from cai2.context._rules import RULES
 from cai2.context._types import Context
 from cai2.home import cai2_home
@@ -23,18 +24,21 @@ _default: dict[str, ContextAssessor] = {}
 
 
 def heads_cache_path(
-    dataset_path: str | Path | None = None, encoder_sha256: str = MINILM_SAFETENSORS_SHA256
+    dataset_path: str | Path | None = None,
+    encoder_sha256: str = MINILM_SAFETENSORS_SHA256,
+    spec: EncoderSpec = DEFAULT_ENCODER,
 ) -> Path:
     """Where heads trained on ``dataset_path`` with the given encoder are cached.
 
-    The key covers the dataset bytes, the encoder weights, the heads format and the rules, so
-    editing any of them trains afresh instead of reusing stale heads.
+    The key covers the dataset bytes, the encoder weights and variant (layers, int8), the heads
+    format and the rules, so editing any of them trains afresh instead of reusing stale heads.
     """
     rules_digest = hashlib.sha256(
         repr([(r.id, r.tier.value, r.patterns) for r in RULES]).encode()
     ).hexdigest()
     key = hashlib.sha256(
-        f"{dataset_fingerprint(dataset_path)}:{encoder_sha256}:{ASSESSOR_FORMAT}:{rules_digest}".encode()
+        f"{dataset_fingerprint(dataset_path)}:{encoder_sha256}:{spec.label}:{ASSESSOR_FORMAT}:"
+        f"{rules_digest}".encode()
     ).hexdigest()[:20]
     return cai2_home() / "context" / f"heads-{key}.npz"
 
@@ -43,6 +47,8 @@ def load_default_assessor(
     dataset_path: str | Path | None = None, *, progress: Progress | None = None
 ) -> ContextAssessor:
     """The MiniLM assessor trained on the ``train`` split of the labelled set (cached).
+
+    It reads :data:`DEFAULT_ENCODER` embeddings (MiniLM's first layers in ONNX Runtime).
 
     The first call in a fresh ``cai2_home()`` trains the heads (seconds) and saves them as
     ``.npz`` + ``.json``; later calls, and later processes, load the saved heads.
@@ -58,7 +64,7 @@ def load_default_assessor(
         if memo_key in _default:
             return _default[memo_key]
         cache = heads_cache_path(file)
-        encoder = load_sentence_encoder()
+        encoder = load_context_encoder(DEFAULT_ENCODER)
         if cache.exists():
             assessor = ContextAssessor(encoder, FittedHeads.load(cache))
         else:

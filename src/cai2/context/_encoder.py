@@ -150,6 +150,28 @@ def embed_one(encoder: SentenceEncoder, text: str) -> np.ndarray:
     return np.asarray(vector.numpy(), dtype=np.float32)[None, :]
 
 
+def fast_backend(tokenizer: Any, max_length: int, *, pad: bool) -> Any | None:
+    """A private copy of ``tokenizer``'s Rust ``tokenizers.Tokenizer`` set to truncate at
+    ``max_length`` (and pad to the longest text when ``pad``), or ``None`` for a slow tokenizer.
+
+    Calling the Rust tokenizer directly skips ~0.5 ms of Python per call that the transformers
+    wrapper spends on argument handling, which matters at batch 1. It is a copy because
+    transformers reconfigures the original's truncation and padding on every call.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    copy = Tokenizer.from_str(backend.to_str())
+    copy.enable_truncation(max_length)
+    if pad:
+        copy.enable_padding(pad_id=int(tokenizer.pad_token_id), pad_token=str(tokenizer.pad_token))
+    else:
+        copy.no_padding()
+    return copy
+
+
 class StaticEmbedder:
     """Mean of the encoder's *input* token embeddings: a context-free sentence vector in ~0.2 ms.
 
@@ -161,10 +183,16 @@ class StaticEmbedder:
         self.tokenizer = tokenizer
         self.table = table
         self.max_length = max_length
+        self._backend = fast_backend(tokenizer, max_length, pad=False)
 
     @classmethod
     def from_encoder(cls, encoder: SentenceEncoder) -> StaticEmbedder | None:
-        """The static embedder of a mean-pooling ``SentenceTransformer``, else ``None``."""
+        """The static embedder of a mean-pooling ``SentenceTransformer`` or an ONNX encoder (it
+        carries the tokenizer and token table), else ``None``."""
+        table = getattr(encoder, "token_table", None)
+        if isinstance(table, np.ndarray):
+            encoder_any: Any = encoder
+            return cls(encoder_any.tokenizer, table, int(encoder_any.max_seq_length))
         parts = _mean_pooling_parts(encoder)
         if parts is None:
             return None
@@ -181,9 +209,12 @@ class StaticEmbedder:
         """L2-normalised float32 vectors, shape ``(len(texts), dim)``."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
-            ids = self.tokenizer(
-                text, add_special_tokens=False, truncation=True, max_length=self.max_length
-            )["input_ids"]
+            if self._backend is not None:
+                ids = self._backend.encode(text, add_special_tokens=False).ids
+            else:
+                ids = self.tokenizer(
+                    text, add_special_tokens=False, truncation=True, max_length=self.max_length
+                )["input_ids"]
             if not ids:
                 continue
             vector = self.table[ids].mean(axis=0)

@@ -77,11 +77,13 @@ class Rule:
 
     def search(self, text: str) -> str | None:
         """The first pattern's matched text if every pattern matches ``text``, else ``None``."""
-        matches = [regex.search(text) for regex in self._compiled]  # type: ignore[attr-defined]
-        first = matches[0]
-        if first is not None and all(matches):
-            return first.group(0)
-        return None
+        first = None
+        for regex in self._compiled:  # type: ignore[attr-defined]
+            match = regex.search(text)
+            if match is None:
+                return None  # stop at the first pattern that fails
+            first = first or match
+        return first.group(0) if first is not None else None
 
 
 def _near(a: str, b: str, gap: int = 8) -> str:
