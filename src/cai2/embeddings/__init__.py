@@ -8,6 +8,9 @@ with the constitution it came from (:class:`ConstitutionalEmbeddings`). Two uses
 - steering (:func:`steering`): a forward hook subtracts the directions of active principles while
   the model generates, with the strength chosen on validation (:func:`choose_alpha`).
 
+And, as learned *input* vectors, soft prompts (:func:`train_soft_prompt`, :func:`soft_prompted`):
+prompt tuning on the principles' compliant replies, put before every input at generation time.
+
 >>> from cai2.embeddings import load_examples, train_embeddings
 >>> from cai2.models import load_model
 >>> model = load_model("hf:smollm2-135m")
@@ -36,11 +39,20 @@ from cai2.embeddings._directions import (
     train_embeddings,
 )
 from cai2.embeddings._judge import EmbeddingProbeJudge
+from cai2.embeddings._soft import (
+    SoftPromptResult,
+    SoftPromptSettings,
+    read_soft_prompt_meta,
+    soft_prompt_rows,
+    soft_prompted,
+    train_soft_prompt,
+)
 from cai2.embeddings._steer import (
     MAX_BENIGN_DROP,
     SteeringPoint,
     choose_alpha,
     generate_steered,
+    judge_rates,
     measure_steering,
     steering,
     steering_vector,
@@ -56,6 +68,8 @@ __all__ = [
     "PrincipleDirection",
     "PrincipleEvaluation",
     "PrincipleExample",
+    "SoftPromptResult",
+    "SoftPromptSettings",
     "SteeringPoint",
     "TrainingReport",
     "auroc",
@@ -65,9 +79,13 @@ __all__ = [
     "example_split",
     "examples_file",
     "generate_steered",
+    "judge_rates",
     "load_examples",
     "measure_steering",
+    "read_soft_prompt_meta",
     "reply_activations",
+    "soft_prompt_rows",
+    "soft_prompted",
     "split_counts",
     "split_examples",
     "steering",
@@ -75,4 +93,5 @@ __all__ = [
     "summary_auroc",
     "sweep_alpha",
     "train_embeddings",
+    "train_soft_prompt",
 ]

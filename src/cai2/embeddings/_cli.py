@@ -1,4 +1,4 @@
-"""`cai2 embed train | eval | steer`: learn principle directions, measure them, steer with them."""
+"""`cai2 embed train | eval | steer | soft-train | soft`: principle directions and soft prompts."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ DataOption = Annotated[
     Path | None,
     typer.Option("--data", help="Labelled examples JSONL (default: the built-in set)."),
 ]
+ConstitutionOption = Annotated[
+    str, typer.Option(help="Constitution (built-in name or path) the principles come from.")
+]
 PrincipleOption = Annotated[
     list[str] | None,
     typer.Option("--principle", help="Principle id; repeat for several (default: all)."),
@@ -65,9 +68,7 @@ def _load_model(spec: str) -> Any:
 @embed_app.command("train")
 def train_command(
     model: ModelOption = DEFAULT_MODEL,
-    constitution: Annotated[
-        str, typer.Option(help="Constitution (built-in name or path) the principles come from.")
-    ] = "cai-2.0",
+    constitution: ConstitutionOption = "cai-2.0",
     data: DataOption = None,
     principle: PrincipleOption = None,
     method: Annotated[str, typer.Option(help="Scoring direction: probe or mean_diff.")] = "probe",
@@ -196,6 +197,85 @@ def steer_command(
         console.print(f"[bold]prompt:[/bold] {row['prompt']}", highlight=False)
         console.print(f"[bold]off:[/bold] {row['off']}", highlight=False)
         console.print(f"[bold]steered (α={alpha}):[/bold] {row['steered']}\n", highlight=False)
+
+
+@embed_app.command("soft-train")
+def soft_train_command(
+    model: ModelOption = DEFAULT_MODEL,
+    constitution: ConstitutionOption = "cai-2.0",
+    principle: PrincipleOption = None,
+    data: DataOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: $CAI2_HOME/soft-prompts/…)."),
+    ] = None,
+    virtual_tokens: Annotated[int, typer.Option(help="Learned vectors.")] = 16,
+    epochs: Annotated[float, typer.Option(help="Passes over the examples.")] = 3.0,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-2,
+) -> None:
+    """Learn soft-prompt principle embeddings (prompt tuning) from the compliant examples."""
+    from cai2.embeddings._directions import constitution_principles
+    from cai2.embeddings._soft import SoftPromptSettings, train_soft_prompt
+    from cai2.pipeline._sl import hf_model_directory
+
+    train_split = split_examples(load_examples(data))["train"]
+    ids = principle or sorted({e.principle for e in train_split})
+    name, _version, statements = constitution_principles(constitution, ids)
+    settings = SoftPromptSettings(
+        virtual_tokens=virtual_tokens, epochs=epochs, learning_rate=learning_rate
+    )
+    target = out or default_embeddings_path(constitution, model).parent.parent / "soft-prompts" / (
+        default_embeddings_path(constitution, model).stem
+    )
+    with _progress("prompt tuning") as bar:
+        task = bar.add_task("steps", total=None)
+        result = train_soft_prompt(
+            hf_model_directory(model),
+            train_split,
+            target,
+            statements=statements,
+            constitution=name,
+            settings=settings,
+            progress=lambda step, total: bar.update(task, completed=step, total=total),
+        )
+    console.print(
+        f"{result.examples} compliant examples, {result.steps} steps, final loss "
+        f"{result.final_loss:.3f}; adapter in {result.output}",
+        highlight=False,
+    )
+
+
+@embed_app.command("soft")
+def soft_command(
+    adapter: Annotated[Path, typer.Argument(help="Adapter folder from `cai2 embed soft-train`.")],
+    prompt: Annotated[list[str], typer.Option("--prompt", help="Prompt; repeat for several.")],
+    model: Annotated[
+        str | None, typer.Option("--model", help="Model spec (default: the one it was tuned on).")
+    ] = None,
+    max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """Generate each prompt's reply without and with the soft prompt in front."""
+    from cai2.embeddings._soft import read_soft_prompt_meta, soft_prompted
+    from cai2.models import GenerationParams, Message
+
+    meta = read_soft_prompt_meta(adapter)
+    loaded = _load_model(model or f"hf:{meta['base_model']}")
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0)
+    conversations = [[Message(role="user", content=p)] for p in prompt]
+    plain = [g.text for g in loaded.generate(conversations, params)]
+    with soft_prompted(loaded, adapter):
+        tuned = [g.text for g in loaded.generate(conversations, params)]
+    rows = [
+        {"prompt": p, "off": a, "soft": b} for p, a, b in zip(prompt, plain, tuned, strict=True)
+    ]
+    if as_json:
+        typer.echo(json.dumps({"adapter": str(adapter), **meta, "replies": rows}, indent=2))
+        return
+    for row in rows:
+        console.print(f"[bold]prompt:[/bold] {row['prompt']}", highlight=False)
+        console.print(f"[bold]off:[/bold] {row['off']}", highlight=False)
+        console.print(f"[bold]soft prompt:[/bold] {row['soft']}\n", highlight=False)
 
 
 def _fmt(value: float | None) -> str:
