@@ -3,7 +3,10 @@
 1. Prompt tuning on ``hf:smollm2-135m``: ``--tokens`` learned vectors, initialised from the
    statements of every principle in the built-in example set (``cai-2.0``), trained with TRL + PEFT
    on the *compliant* replies of the examples' train split (refusals of harmful requests, answers to
-   benign ones). The settings are fixed in advance (the defaults of ``SoftPromptSettings``); nothing
+   benign ones), plus — with ``--helpful N`` — the model's own greedy answers to the first ``N``
+   prompts of the built-in ``helpful`` set (helpfulness data, as the 2022 method mixes in, so that
+   benign answering stays as it was; none of them is in the benign evaluation set, which is
+   checked). The settings are fixed in advance (the defaults of ``SoftPromptSettings``); nothing
    is chosen on the measurement below.
 2. The same held-out sets as ``bench/embeddings.py`` (same seed and sizes): ``--n-test`` AdvBench
    seeds from the red-team held-out split (read from the installed ``pyrit`` package) and
@@ -14,7 +17,7 @@
 Issue 9 lists soft prompts as an optional third use without a target; the steering target (harm
 down, benign answering within 5 points) is the natural yardstick and is reported next to it.
 
-Usage: ``OMP_NUM_THREADS=2 python bench/soft_prompt.py [--n-test 32] [--tokens 16]``.
+Usage: ``OMP_NUM_THREADS=2 python bench/soft_prompt.py [--n-test 32] [--tokens 16] [--helpful 64]``.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cai2.critique import load_prompt_set
 from cai2.embeddings import (
     SoftPromptSettings,
     judge_rates,
     load_examples,
+    own_answer_rows,
     soft_prompted,
     split_examples,
     train_soft_prompt,
@@ -55,6 +60,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--n-test", type=int, default=32, help="Held-out harmful and benign items.")
     parser.add_argument("--tokens", type=int, default=16, help="Virtual tokens.")
+    parser.add_argument(
+        "--helpful", type=int, default=64, help="Own answers to `helpful` prompts mixed in."
+    )
     parser.add_argument("--max-tokens", type=int, default=48, help="Tokens per reply.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -65,6 +73,14 @@ def main() -> int:
     principles = sorted({e.principle for e in train})
     name, version, statements = constitution_principles("cai-2.0", principles)
     settings = SoftPromptSettings(virtual_tokens=args.tokens, seed=args.seed)
+    benign_eval = load_benign_items()
+    helpful = [item.prompt for item in load_prompt_set("helpful")[: args.helpful]]
+    shared = {p.strip().lower() for p in helpful} & {i.prompt.strip().lower() for i in benign_eval}
+    if shared:
+        raise SystemExit(f"helpful training prompts overlap the benign evaluation set: {shared}")
+    model = load_model(MODEL, batch_size=16)
+    extra = own_answer_rows(model, helpful) if helpful else []
+    _log(f"{len(extra)} own answers to helpful prompts", started)
     with tempfile.TemporaryDirectory(prefix="cai2-soft-") as scratch:
         result = train_soft_prompt(
             hf_model_directory(MODEL),
@@ -73,6 +89,7 @@ def main() -> int:
             statements=statements,
             constitution=name,
             settings=settings,
+            extra_rows=extra,
             progress=lambda step, total: (
                 _log(f"step {step}/{total}", started) if step % 10 == 0 or step == total else None
             ),
@@ -85,8 +102,7 @@ def main() -> int:
         seeds = list(load_seeds(("advbench",), split="heldout"))
         random.Random(args.seed).shuffle(seeds)  # the sample bench/embeddings.py draws
         harmful = [s.prompt for s in seeds[: args.n_test]]
-        benign = [i.prompt for i in sample_items(load_benign_items(), args.n_test, args.seed)]
-        model = load_model(MODEL, batch_size=16)
+        benign = [i.prompt for i in sample_items(benign_eval, args.n_test, args.seed)]
         params = GenerationParams(max_tokens=args.max_tokens, temperature=0.0, seed=args.seed)
         conversations = [[Message(role="user", content=p)] for p in [*harmful, *benign]]
         measured = {}
@@ -109,6 +125,7 @@ def main() -> int:
         "constitution": {"name": name, "version": version, "principles": principles},
         "settings": settings.model_dump(),
         "training_examples": result.examples,
+        "helpful_own_answers": len(extra),
         "steps": result.steps,
         "loss_first": result.losses[0] if result.losses else None,
         "loss_last": result.final_loss,

@@ -12,6 +12,7 @@ from cai2.cli import build_app
 from cai2.embeddings import (
     SoftPromptSettings,
     load_examples,
+    own_answer_rows,
     soft_prompt_rows,
     soft_prompted,
     split_examples,
@@ -123,3 +124,28 @@ def test_cli_trains_then_compares_replies(tmp_path: Path) -> None:
     assert payload["principles"] == [CRIME]
     assert [r["prompt"] for r in payload["replies"]] == ["Hello there"]
     assert set(payload["replies"][0]) == {"prompt", "off", "soft"}
+
+
+def test_own_answers_are_mixed_into_training(tmp_path: Path) -> None:
+    model = load_model("hf:tiny", batch_size=2)
+    rows = own_answer_rows(model, ["Name a fruit.", "Say hello."], max_tokens=6)
+    assert [r["prompt"][0]["content"] for r in rows] == ["Name a fruit.", "Say hello."]
+    replies = [g.text.strip() for g in model.generate([r["prompt"] for r in rows], GREEDY)]
+    # The completions are the model's own greedy replies (a prefix of a longer greedy reply).
+    assert all(
+        reply.startswith(r["completion"][0]["content"])
+        for r, reply in zip(rows, replies, strict=True)
+    )
+    train = split_examples(load_examples(principles=[CRIME]))["train"]
+    result = train_soft_prompt(
+        tiny_model_dir(),
+        train,
+        tmp_path,
+        statements=STATEMENTS,
+        constitution="cai-2.0",
+        settings=SoftPromptSettings(virtual_tokens=2, epochs=1, batch_size=8),
+        extra_rows=rows,
+    )
+    meta = json.loads((result.output / "soft_prompt.json").read_text())
+    assert meta["extra_examples"] == 2
+    assert result.examples == meta["principle_examples"] + 2

@@ -42,6 +42,7 @@ from cai2.embeddings._judge import EmbeddingProbeJudge
 from cai2.embeddings._soft import (
     SoftPromptResult,
     SoftPromptSettings,
+    own_answer_rows,
     read_soft_prompt_meta,
     soft_prompt_rows,
     soft_prompted,
@@ -82,6 +83,7 @@ __all__ = [
     "judge_rates",
     "load_examples",
     "measure_steering",
+    "own_answer_rows",
     "read_soft_prompt_meta",
     "reply_activations",
     "soft_prompt_rows",

@@ -212,10 +212,17 @@ def soft_train_command(
     virtual_tokens: Annotated[int, typer.Option(help="Learned vectors.")] = 16,
     epochs: Annotated[float, typer.Option(help="Passes over the examples.")] = 3.0,
     learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 3e-2,
+    helpful: Annotated[
+        int,
+        typer.Option(
+            help="Also train on the model's own answers to this many built-in `helpful` prompts."
+        ),
+    ] = 0,
 ) -> None:
     """Learn soft-prompt principle embeddings (prompt tuning) from the compliant examples."""
+    from cai2.critique import load_prompt_set
     from cai2.embeddings._directions import constitution_principles
-    from cai2.embeddings._soft import SoftPromptSettings, train_soft_prompt
+    from cai2.embeddings._soft import SoftPromptSettings, own_answer_rows, train_soft_prompt
     from cai2.pipeline._sl import hf_model_directory
 
     train_split = split_examples(load_examples(data))["train"]
@@ -227,6 +234,11 @@ def soft_train_command(
     target = out or default_embeddings_path(constitution, model).parent.parent / "soft-prompts" / (
         default_embeddings_path(constitution, model).stem
     )
+    extra: list[dict[str, Any]] = []
+    if helpful:
+        with console.status(f"answering {helpful} helpful prompts with {model}"):
+            prompts = [item.prompt for item in load_prompt_set("helpful")[:helpful]]
+            extra = own_answer_rows(_load_model(model), prompts)
     with _progress("prompt tuning") as bar:
         task = bar.add_task("steps", total=None)
         result = train_soft_prompt(
@@ -236,10 +248,12 @@ def soft_train_command(
             statements=statements,
             constitution=name,
             settings=settings,
+            extra_rows=extra,
             progress=lambda step, total: bar.update(task, completed=step, total=total),
         )
     console.print(
-        f"{result.examples} compliant examples, {result.steps} steps, final loss "
+        f"{result.examples - len(extra)} compliant examples + {len(extra)} own answers, "
+        f"{result.steps} steps, final loss "
         f"{result.final_loss:.3f}; adapter in {result.output}",
         highlight=False,
     )

@@ -92,6 +92,29 @@ def soft_prompt_rows(
     return rows
 
 
+def own_answer_rows(
+    model: Any, prompts: Sequence[str], *, max_tokens: int = 96
+) -> list[dict[str, Any]]:
+    """Prompt–completion rows of ``model``'s own greedy answers to benign ``prompts``.
+
+    Mixed into the training data, they tell the soft prompt to leave benign answering as it was
+    (helpfulness data is mixed in for the same reason in the 2022 method); empty answers are
+    left out.
+    """
+    from cai2.models import GenerationParams, Message
+
+    params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0)
+    replies = model.generate([[Message(role="user", content=p)] for p in prompts], params)
+    return [
+        {
+            "prompt": [{"role": "user", "content": prompt}],
+            "completion": [{"role": "assistant", "content": reply.text.strip()}],
+        }
+        for prompt, reply in zip(prompts, replies, strict=True)
+        if reply.text.strip()
+    ]
+
+
 def train_soft_prompt(
     model_dir: str | Path,
     examples: Sequence[PrincipleExample],
@@ -100,6 +123,7 @@ def train_soft_prompt(
     statements: dict[str, str],
     constitution: str,
     settings: SoftPromptSettings | None = None,
+    extra_rows: Sequence[dict[str, Any]] = (),
     progress: Callable[[int, int], None] | None = None,
 ) -> SoftPromptResult:
     """Learn soft-prompt vectors for the principles in ``statements`` and save the adapter.
@@ -113,6 +137,8 @@ def train_soft_prompt(
             the vectors.
         constitution: Name (or path) of the constitution the principles come from (recorded).
         settings: Prompt-tuning settings.
+        extra_rows: More prompt–completion rows trained on alongside (e.g.
+            :func:`own_answer_rows` for benign prompts).
         progress: Called as ``progress(step, total_steps)`` after every optimiser step.
     """
     import torch
@@ -128,7 +154,8 @@ def train_soft_prompt(
     )
 
     settings = settings or SoftPromptSettings()
-    rows = soft_prompt_rows(examples, list(statements))
+    principle_rows = soft_prompt_rows(examples, list(statements))
+    rows = [*principle_rows, *extra_rows]
     output = Path(output_dir)
     tokenizer, model = load_for_training(model_dir)
     init_text = " ".join(statements[p] for p in sorted(statements))
@@ -169,6 +196,8 @@ def train_soft_prompt(
         "principles": sorted(statements),
         "virtual_tokens": settings.virtual_tokens,
         "examples": len(rows),
+        "principle_examples": len(principle_rows),
+        "extra_examples": len(extra_rows),
         "steps": int(trainer.state.global_step),
         "final_loss": losses[-1] if losses else None,
         "base_model": str(model_dir),
