@@ -4,11 +4,10 @@
 >>> ctx.risk, ctx.domains, ctx.complexity   # a RiskTier, domain names, a float in [0, 1]
 >>> [e.detail for e in ctx.evidence]         # why: probabilities, nearest example, rules, ...
 
-The default assessor combines heads on all-MiniLM-L6-v2 sentence embeddings (its first layers, int8,
-in ONNX Runtime: :data:`DEFAULT_ENCODER`) plus TF-IDF (trained on the project's own labelled prompt
-set, cached after first use), explicit rules that raise the tier for plainly dangerous requests,
-complexity features, and optionally an LLM behind any backend.
-Every part of the result comes with :class:`Evidence`.
+The default assessor combines heads on all-MiniLM-L6-v2 sentence embeddings (run in ONNX Runtime:
+:data:`DEFAULT_ENCODER`) plus TF-IDF (trained on the project's own labelled prompt set, cached after
+first use), explicit rules that raise the tier for plainly dangerous requests, complexity features,
+and optionally an LLM behind any backend. Every part of the result comes with :class:`Evidence`.
 """
 
 from cai2.context._assessor import ContextAssessor, FittedHeads, TierDecision

@@ -48,7 +48,7 @@ def load_default_assessor(
 ) -> ContextAssessor:
     """The MiniLM assessor trained on the ``train`` split of the labelled set (cached).
 
-    It reads :data:`DEFAULT_ENCODER` embeddings (MiniLM's first layers in ONNX Runtime).
+    It reads :data:`DEFAULT_ENCODER` embeddings (the whole MiniLM, run in ONNX Runtime).
 
     The first call in a fresh ``cai2_home()`` trains the heads (seconds) and saves them as
     ``.npz`` + ``.json``; later calls, and later processes, load the saved heads.

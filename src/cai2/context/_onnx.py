@@ -94,7 +94,8 @@ class EncoderSpec:
 DEFAULT_ENCODER = EncoderSpec(layers=6, int8=False)
 """The default assessor's encoder: the whole float32 model in ONNX Runtime. Its embeddings equal the
 ``SentenceTransformer``'s (to ~1e-7), so it changes no prediction, only the time. Fewer layers and
-int8 are faster but changed the held-out results (``bench/context.py``, ``docs/context.md``)."""
+int8 are faster, but the one variant measured on the held-out split (4 layers, int8) lost
+high+critical recall (``bench/context.py``, ``docs/context.md``)."""
 
 
 def encoder_spec(encoder: Any) -> EncoderSpec | None:
