@@ -150,6 +150,7 @@ def train_soft_prompt(
         LoraTrainingSettings,
         cpu_trainer_arguments,
         load_for_training,
+        quiet_trainer,
         step_progress_callback,
     )
 
@@ -175,13 +176,15 @@ def train_soft_prompt(
         max_length=settings.max_length,
         seed=settings.seed,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=SFTConfig(**cpu_trainer_arguments(trainer_settings, output)),
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=config,
-        callbacks=[step_progress_callback(progress)],
+    trainer = quiet_trainer(
+        SFTTrainer(
+            model=model,
+            args=SFTConfig(**cpu_trainer_arguments(trainer_settings, output)),
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=config,
+            callbacks=[step_progress_callback(progress)],
+        )
     )
     tuned: Any = trainer.model
     encoder = tuned.prompt_encoder["default"].embedding.weight

@@ -88,6 +88,19 @@ def step_progress_callback(progress: Callable[[int, int], None] | None) -> Any:
     return _Progress()
 
 
+def quiet_trainer(trainer: Any) -> Any:
+    """``trainer`` without transformers' ``PrinterCallback``, which prints every log dict.
+
+    With ``disable_tqdm`` (set by :func:`cpu_trainer_arguments`) transformers prints each logged
+    step's metrics to stdout, in between cai2's own progress bars; the losses stay in
+    ``trainer.state.log_history``, where cai2 reads them.
+    """
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def train_once(marker: Path, train: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``train`` unless ``marker`` says it finished before; return its saved summary.
 

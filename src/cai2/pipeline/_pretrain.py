@@ -33,6 +33,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     load_for_training,
     lora_config,
+    quiet_trainer,
     step_progress_callback,
     train_stage_model,
 )
@@ -191,12 +192,14 @@ def train_pretrain(
         # Only the control tokens' rows of the (tied) embedding train beside the adapter.
         peft_config.trainable_token_indices = token_ids or None
         model_to_train = get_peft_model(model, peft_config)
-    trainer = Trainer(
-        model=model_to_train,
-        args=TrainingArguments(**arguments),
-        train_dataset=dataset,
-        data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
-        callbacks=[step_progress_callback(progress)],
+    trainer = quiet_trainer(
+        Trainer(
+            model=model_to_train,
+            args=TrainingArguments(**arguments),
+            train_dataset=dataset,
+            data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
+            callbacks=[step_progress_callback(progress)],
+        )
     )
     trainer.train()
     losses = [float(log["loss"]) for log in trainer.state.log_history if "loss" in log]

@@ -28,6 +28,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     load_for_training,
     lora_config,
+    quiet_trainer,
     step_progress_callback,
     train_stage_model,
 )
@@ -125,13 +126,15 @@ def train_dpo(
         loss_type=[settings.loss_type],
     )
 
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(settings),
-        callbacks=[step_progress_callback(progress)],
+    trainer = quiet_trainer(
+        DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(settings),
+            callbacks=[step_progress_callback(progress)],
+        )
     )
     trained: Any = trainer.model
     before = {name: p.detach().clone() for name, p in trained.named_parameters() if "lora_" in name}

@@ -34,6 +34,7 @@ from cai2.pipeline._lora import (
     cpu_trainer_arguments,
     load_for_training,
     lora_config,
+    quiet_trainer,
     step_progress_callback,
     train_stage_model,
 )
@@ -106,13 +107,15 @@ def train_sft(
     )
     args = SFTConfig(**cpu_trainer_arguments(settings, output))
 
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(settings),
-        callbacks=[step_progress_callback(progress)],
+    trainer = quiet_trainer(
+        SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            peft_config=lora_config(settings),
+            callbacks=[step_progress_callback(progress)],
+        )
     )
     trainer.train()
     losses = [float(log["loss"]) for log in trainer.state.log_history if "loss" in log]
