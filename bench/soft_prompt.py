@@ -15,7 +15,9 @@
    refusal detector's P(refusal) < 0.5 (``cai2.embeddings.judge_rates``).
 
 Issue 9 lists soft prompts as an optional third use without a target; the steering target (harm
-down, benign answering within 5 points) is the natural yardstick and is reported next to it.
+down, benign answering within 5 points) is the natural yardstick, and ``docs/embeddings.md`` puts
+the two side by side. ``train_seconds`` counts from the start, so it includes answering the
+helpful prompts.
 
 Usage: ``OMP_NUM_THREADS=2 python bench/soft_prompt.py [--n-test 32] [--tokens 16] [--helpful 64]``.
 """
