@@ -61,6 +61,9 @@ class SFTResult:
     losses: list[float]
     changed_tensors: int
     """Weight tensors that differ from the base after training (adapter tensors if unmerged)."""
+    epochs: float = 0.0
+    """Passes over the examples the trainer completed (fractional; per process under
+    ``accelerate launch``, where each process sees its share of every batch)."""
 
     @property
     def final_loss(self) -> float:
@@ -140,7 +143,14 @@ def train_sft(
             for name, p in trained.named_parameters()
             if "lora_B" in name
         )
-    return SFTResult(target, settings.merge, int(trainer.state.global_step), losses, changed)
+    return SFTResult(
+        target,
+        settings.merge,
+        int(trainer.state.global_step),
+        losses,
+        changed,
+        epochs=float(trainer.state.epoch or 0.0),
+    )
 
 
 class SLConfig(StrictModel):

@@ -117,7 +117,7 @@ def train_sft_distributed(
     """LoRA SFT in every process of an ``accelerate launch``; process 0 saves the result.
 
     Writes ``<output>/result.json`` (``world_size``, ``steps``, ``losses``, ``changed_tensors``,
-    ``output``) from process 0 and returns the same dict in every process.
+    ``epochs``, ``output``) from process 0 and returns the same dict in every process.
     """
     import torch.distributed as dist
 
@@ -141,6 +141,7 @@ def train_sft_distributed(
         "steps": result.steps,
         "losses": result.losses,
         "changed_tensors": result.changed_tensors,
+        "epochs": result.epochs,
         "output": str(target / result.output.name),
     }
     if rank == 0:
