@@ -288,8 +288,8 @@ class OnnxEncoder:
         show_progress_bar: bool = False,
         **_ignored: Any,
     ) -> np.ndarray:
-        """Mean-pooled embeddings, shape ``(n, 384)`` (one row for a single string, as
-        ``SentenceTransformer`` returns a vector then; here always a 2-D array for lists)."""
+        """Mean-pooled embeddings: shape ``(n, dim)`` for a list of texts and ``(dim,)`` for a
+        single string, as ``SentenceTransformer.encode`` returns them."""
         single = isinstance(sentences, str)
         texts = [sentences] if isinstance(sentences, str) else list(sentences)
         if not texts:

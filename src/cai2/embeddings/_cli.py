@@ -231,9 +231,8 @@ def soft_train_command(
     settings = SoftPromptSettings(
         virtual_tokens=virtual_tokens, epochs=epochs, learning_rate=learning_rate
     )
-    target = out or default_embeddings_path(constitution, model).parent.parent / "soft-prompts" / (
-        default_embeddings_path(constitution, model).stem
-    )
+    directions = default_embeddings_path(constitution, model)  # …/embeddings/<stem>.npz
+    target = out or directions.parent.parent / "soft-prompts" / directions.stem
     extra: list[dict[str, Any]] = []
     if helpful:
         with console.status(f"answering {helpful} helpful prompts with {model}"):

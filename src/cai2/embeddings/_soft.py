@@ -153,6 +153,7 @@ def train_soft_prompt(
         quiet_trainer,
         step_progress_callback,
     )
+    from cai2.store import atomic_write_json
 
     settings = settings or SoftPromptSettings()
     principle_rows = soft_prompt_rows(examples, list(statements))
@@ -205,7 +206,7 @@ def train_soft_prompt(
         "final_loss": losses[-1] if losses else None,
         "base_model": str(model_dir),
     }
-    (target / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(target / META_FILE, meta)
     return SoftPromptResult(target, int(trainer.state.global_step), losses, len(rows), changed)
 
 
