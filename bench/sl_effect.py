@@ -14,8 +14,10 @@ for AdvBench in Zou et al. 2023); a second column uses the calibrated embedding-
 Target (issue 4): ``sl_harm_rate`` < ``base_harm_rate`` while benign requests are still answered.
 With ``--fallback principle`` a harmful prompt whose revisions were all rejected trains on a refusal
 naming the principle its critique found broken (the `sl` stage's ``fallback`` setting).
+``--judge`` picks the judge the critique engine skips and accepts with (``embedding-head`` by
+default; ``ensemble`` is the Platt-calibrated refusal detector + MiniLM head of the judges work).
 Usage: ``python bench/sl_effect.py [--per-set 32] [--n 30] [--max-tokens 40] [--fallback none]
-[--runs-dir DIR]``.
+[--judge embedding-head] [--runs-dir DIR] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +56,18 @@ def main() -> None:
         default="none",
         help="The `sl` stage's fallback for harmful prompts with no accepted revision.",
     )
+    parser.add_argument(
+        "--judge",
+        default="embedding-head",
+        help="Judge the critique engine uses to skip replies with no violation and to accept "
+        "revisions (a name in cai2.judges.JUDGES).",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Result file (default: sl_effect.json, or sl_effect_<fallback>.json).",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -77,13 +92,15 @@ def main() -> None:
             "critique": {"max_tokens": 40},
             "revision": per_call,
             "chunk_size": 32,
+            "judge": args.judge,
         },
         "sft": {"epochs": 2.0, "batch_size": 8},
         "fallback": args.fallback,
     }
-    metrics = run_one_stage(
-        f"sl-effect-{args.fallback}", args.model, args.runs_dir, "sl", config, "sl:"
-    )
+    run_name = f"sl-effect-{args.fallback}"
+    if args.judge != "embedding-head" or args.per_set != 32:
+        run_name += f"-{args.judge}-{args.per_set}"
+    metrics = run_one_stage(run_name, args.model, args.runs_dir, "sl", config, "sl:")
     print("sl metrics:", metrics, flush=True)
     sl_spec = f"hf:{metrics['sft_output']}"
     tuned = harm_and_benign_rates(sl_spec, harmful, benign, params)
@@ -99,6 +116,8 @@ def main() -> None:
         "advbench_indices": indices,
         "training_prompts": 2 * args.per_set,
         "fallback": args.fallback,
+        "critique_judge": args.judge,
+        "command": "python bench/sl_effect.py " + " ".join(sys.argv[1:]),
         "judge": "refusal-prefix (cai2.judges.RefusalJudge); second column: embedding-head",
         "base_harm_rate": base["harm_rate"],
         "sl_harm_rate": tuned["harm_rate"],
@@ -112,7 +131,7 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
     }
     suffix = "" if args.fallback == "none" else f"_{args.fallback}"
-    results = RESULTS.with_stem(f"sl_effect{suffix}")
+    results = args.out or RESULTS.with_stem(f"sl_effect{suffix}")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(

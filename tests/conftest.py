@@ -1,11 +1,14 @@
 """Root fixtures shared by every test package.
 
 Every test gets its own ``CAI2_HOME`` unless it asks for the shared model cache, so tests never
-write into the user's real cache and never see each other's files.
+write into the user's real cache and never see each other's files. ``tiny_encoder`` and
+``tiny_assessor`` are a tiny random-weight MiniLM-shaped sentence encoder and a context assessor
+fitted on it, for fast tests of anything that assesses context.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -13,8 +16,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:  # cai2.context takes a second to import: only the fixtures that need it do
+    from cai2.context import ContextAssessor, LabelledPrompt
 
 # Tests must never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,3 +95,68 @@ def postgres_url() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+TINY_HIDDEN = 32
+
+
+def build_tiny_encoder_dir(target: Path) -> Path:
+    """A sentence-transformers directory with MiniLM's tokenizer and a tiny random BERT."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from cai2.context import sentence_encoder_dir
+
+    source = sentence_encoder_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.txt",
+        "special_tokens_map.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "config_sentence_transformers.json",
+    ):
+        shutil.copy(source / name, target / name)
+    pooling = json.loads((source / "1_Pooling" / "config.json").read_text())
+    pooling["word_embedding_dimension"] = TINY_HIDDEN
+    (target / "1_Pooling").mkdir(exist_ok=True)
+    (target / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    vocab_size = json.loads((source / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=vocab_size,
+        hidden_size=TINY_HIDDEN,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(target, safe_serialization=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A tiny random-weight sentence encoder with MiniLM's real tokenizer."""
+    from sentence_transformers import SentenceTransformer
+
+    directory = build_tiny_encoder_dir(tmp_path_factory.mktemp("tiny-encoder"))
+    return SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> list[LabelledPrompt]:
+    """The built-in labelled prompt set."""
+    from cai2.context import load_context_dataset
+
+    return load_context_dataset()
+
+
+@pytest.fixture(scope="session")
+def tiny_assessor(tiny_encoder: Any, dataset: list[LabelledPrompt]) -> ContextAssessor:
+    """An assessor fitted on the train split with the tiny encoder (2 folds, one C, for speed)."""
+    from cai2.context import ContextAssessor
+
+    return ContextAssessor.fit(tiny_encoder, dataset, folds=2, c_grid=(4.0,))

@@ -6,7 +6,8 @@ with the constitution it came from (:class:`ConstitutionalEmbeddings`). Two uses
 
 - a fast judge (:class:`EmbeddingProbeJudge`): the projection, Platt-calibrated, is P(violation);
 - steering (:func:`steering`): a forward hook subtracts the directions of active principles while
-  the model generates, with the strength chosen on validation (:func:`choose_alpha`).
+  the model generates, with the strength chosen on validation (:func:`choose_alpha`), optionally
+  only for the requests the context assessor rates risky enough (:func:`risk_gate`).
 
 And, as learned *input* vectors, soft prompts (:func:`train_soft_prompt`, :func:`soft_prompted`):
 prompt tuning on the principles' compliant replies, put before every input at generation time.
@@ -50,11 +51,16 @@ from cai2.embeddings._soft import (
 )
 from cai2.embeddings._steer import (
     MAX_BENIGN_DROP,
+    FluencyCheck,
+    Gate,
     SteeringPoint,
     choose_alpha,
+    distinct_bigrams,
     generate_steered,
     judge_rates,
     measure_steering,
+    reply_nll,
+    risk_gate,
     steering,
     steering_vector,
     sweep_alpha,
@@ -66,6 +72,8 @@ __all__ = [
     "SPLIT_FRACTIONS",
     "ConstitutionalEmbeddings",
     "EmbeddingProbeJudge",
+    "FluencyCheck",
+    "Gate",
     "PrincipleDirection",
     "PrincipleEvaluation",
     "PrincipleExample",
@@ -76,6 +84,7 @@ __all__ = [
     "auroc",
     "choose_alpha",
     "decoder_layers",
+    "distinct_bigrams",
     "evaluate_embeddings",
     "example_split",
     "examples_file",
@@ -86,6 +95,8 @@ __all__ = [
     "own_answer_rows",
     "read_soft_prompt_meta",
     "reply_activations",
+    "reply_nll",
+    "risk_gate",
     "soft_prompt_rows",
     "soft_prompted",
     "split_counts",

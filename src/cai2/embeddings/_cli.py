@@ -166,27 +166,47 @@ def steer_command(
         str | None, typer.Option("--model", help="Model spec (default: the one it was trained on).")
     ] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per reply.")] = 64,
+    gate: Annotated[
+        str | None,
+        typer.Option(
+            "--gate",
+            help="Steer only prompts the context assessor rates this risk tier or above "
+            "(low, medium, high, critical); default: steer every prompt.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Generate each prompt's reply without and with steering away from the principles."""
-    from cai2.embeddings._steer import generate_steered
+    from cai2.embeddings._steer import generate_steered, risk_gate
     from cai2.models import GenerationParams
 
+    # Checked before the model loads, so a typo in the tier costs nothing.
+    tier_gate = risk_gate(min_tier=gate) if gate is not None else None
     embeddings = ConstitutionalEmbeddings.load(path)
     loaded = _load_model(model or embeddings.model_spec)
     params = GenerationParams(max_tokens=max_tokens, temperature=0.0, seed=0)
     active = principle or []
+    decisions = [True] * len(prompt)
+    if tier_gate is not None:
+        decisions = list(tier_gate([[{"role": "user", "content": p}] for p in prompt]))
     plain = generate_steered(loaded, embeddings, prompt, alpha=0.0, params=params)
     steered = generate_steered(
-        loaded, embeddings, prompt, principles=active, alpha=alpha, params=params
+        loaded,
+        embeddings,
+        prompt,
+        principles=active,
+        alpha=alpha,
+        params=params,
+        gate=lambda _conversations: decisions,
     )
     rows = [
-        {"prompt": p, "off": a, "steered": b}
-        for p, a, b in zip(prompt, plain, steered, strict=True)
+        {"prompt": p, "steered_by_gate": on, "off": a, "steered": b}
+        for p, on, a, b in zip(prompt, decisions, plain, steered, strict=True)
     ]
     if as_json:
         payload = {
             "alpha": alpha,
+            "gate": gate,
             "layer": embeddings.layer,
             "principles": active or embeddings.principle_ids,
             "replies": rows,
@@ -196,7 +216,13 @@ def steer_command(
     for row in rows:
         console.print(f"[bold]prompt:[/bold] {row['prompt']}", highlight=False)
         console.print(f"[bold]off:[/bold] {row['off']}", highlight=False)
-        console.print(f"[bold]steered (α={alpha}):[/bold] {row['steered']}\n", highlight=False)
+        if row["steered_by_gate"]:
+            console.print(f"[bold]steered (α={alpha}):[/bold] {row['steered']}\n", highlight=False)
+        else:
+            console.print(
+                f"[bold]steered:[/bold] not steered — assessed below {gate} risk\n",
+                highlight=False,
+            )
 
 
 @embed_app.command("soft-train")
