@@ -144,6 +144,11 @@ def test_measure_steering_records_how_many_requests_the_gate_steered(
         fluency=FluencyCheck(max_nll=1e9, min_distinct_bigrams=0.0),
     )
     assert point.benign_fluent_rate == 1.0 and point.harmful_fluent_rate == 1.0
+    replies = harmful_replies + benign_replies
+    nll = reply_nll(tiny, harmful + benign, replies)
+    assert point.reply_nll_max == pytest.approx(max(nll))
+    assert point.reply_nll_median == pytest.approx(float(np.median(nll)))
+    assert point.distinct_bigrams_min == min(distinct_bigrams(r) for r in replies)
     assert calls == [harmful + benign]  # decided once, on every request
     assert (point.n_harmful_steered, point.n_benign_steered) == (1, 1)
     assert (point.n_harmful, point.n_benign) == (2, 3)
