@@ -395,8 +395,18 @@ def sweep_alpha(
     gate: Gate | None = None,
     fluency: FluencyCheck | None = None,
 ) -> list[SteeringPoint]:
-    """Measure every α in ``alphas`` (α = 0 is added when missing), gated by ``gate`` if given."""
+    """Measure every α in ``alphas`` (α = 0 is added when missing), gated by ``gate`` if given.
+
+    The gate decides once for all α (its decisions do not depend on α).
+    """
     grid = sorted({0.0, *map(float, alphas)})
+    decided: Gate | None = None
+    if gate is not None:
+        decisions = list(gate([[Message(role="user", content=p)] for p in [*harmful, *benign]]))
+
+        def decided(_conversations: Sequence[Conversation]) -> list[bool]:
+            return decisions
+
     points = []
     for index, alpha in enumerate(grid):
         point, _, _ = measure_steering(
@@ -408,7 +418,7 @@ def sweep_alpha(
             harm_judge=harm_judge,
             principles=principles,
             params=params,
-            gate=gate,
+            gate=decided,
             fluency=fluency,
         )
         points.append(point)
