@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from cai2.benchmarks import load_advbench
 from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
-from cai2.pipeline import Recipe, StageProgress, run_recipe
+from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
+from cai2.store import RunStore
 
 
 def evaluation_sets(n: int) -> tuple[list[int], list[str], list[str]]:
@@ -43,15 +45,35 @@ def cached_rates(
 
 
 def run_one_stage(
-    name: str, model: str, runs_dir: Path, stage: str, config: dict[str, Any], label: str
+    name: str,
+    model: str,
+    runs_dir: Path,
+    stage: str,
+    config: dict[str, Any],
+    label: str,
+    seed_files: dict[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Run a one-stage recipe (resumable) with progress lines; the stage's metrics."""
+    """Run a one-stage recipe (resumable) with progress lines; the stage's metrics.
+
+    ``seed_files`` (file name in the stage's artifact folder → source file) are copied into a run
+    that does not exist yet before it starts, e.g. the critique records of an earlier run, which
+    the `sl` stage then resumes from instead of generating them again.
+    """
     recipe = Recipe(
         name=name,
         model=model,
         runs_dir=runs_dir,
         stages=[{"stage": stage, "config": config}],  # type: ignore[list-item]
     )
+    if seed_files:
+        store = RunStore(runs_dir)
+        if store.find_run(name) is None:
+            run = store.create_run(name, load_recipe(recipe).resolved_config(), run_id=name)
+            for file_name, source in seed_files.items():
+                target = run.artifacts_dir / stage / file_name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+                print(f"{label} {file_name} copied from {source}", flush=True)
     last = {"done": -1}
 
     def on_progress(report: StageProgress) -> None:

@@ -17,7 +17,8 @@ naming the principle its critique found broken (the `sl` stage's ``fallback`` se
 ``--judge`` picks the judge the critique engine skips and accepts with (``embedding-head`` by
 default; ``ensemble`` is the Platt-calibrated refusal detector + MiniLM head of the judges work).
 Usage: ``python bench/sl_effect.py [--per-set 32] [--n 30] [--max-tokens 40] [--fallback none]
-[--judge embedding-head] [--runs-dir DIR] [--out FILE]``.
+[--judge embedding-head] [--unrevised-repeats 1] [--critique-from RUN_DIR] [--runs-dir DIR]
+[--out FILE]``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,19 @@ def main() -> None:
         "revisions (a name in cai2.judges.JUDGES).",
     )
     parser.add_argument(
+        "--unrevised-repeats",
+        type=int,
+        default=1,
+        help="The `sl` stage's unrevised_repeats: times each helpful reply appears in SFT data.",
+    )
+    parser.add_argument(
+        "--critique-from",
+        type=Path,
+        default=None,
+        help="Run directory of an earlier run with the same critique settings: its critique "
+        "records are copied in and the engine resumes from them, so only the SFT data changes.",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -96,11 +110,22 @@ def main() -> None:
         },
         "sft": {"epochs": 2.0, "batch_size": 8},
         "fallback": args.fallback,
+        "unrevised_repeats": args.unrevised_repeats,
     }
     run_name = f"sl-effect-{args.fallback}"
     if args.judge != "embedding-head" or args.per_set != 32:
         run_name += f"-{args.judge}-{args.per_set}"
-    metrics = run_one_stage(run_name, args.model, args.runs_dir, "sl", config, "sl:")
+    if args.unrevised_repeats != 1:
+        run_name += f"-x{args.unrevised_repeats}"
+    seed_files = None
+    if args.critique_from is not None:
+        records = args.critique_from / "artifacts" / "sl" / "revisions.jsonl"
+        if not records.is_file():
+            parser.error(f"--critique-from: no critique records at {records}")
+        seed_files = {"revisions.jsonl": records}
+    metrics = run_one_stage(
+        run_name, args.model, args.runs_dir, "sl", config, "sl:", seed_files=seed_files
+    )
     print("sl metrics:", metrics, flush=True)
     sl_spec = f"hf:{metrics['sft_output']}"
     tuned = harm_and_benign_rates(sl_spec, harmful, benign, params)
@@ -117,6 +142,8 @@ def main() -> None:
         "training_prompts": 2 * args.per_set,
         "fallback": args.fallback,
         "critique_judge": args.judge,
+        "unrevised_repeats": args.unrevised_repeats,
+        "critique_from": str(args.critique_from) if args.critique_from else None,
         "command": "python bench/sl_effect.py " + " ".join(sys.argv[1:]),
         "judge": "refusal-prefix (cai2.judges.RefusalJudge); second column: embedding-head",
         "base_harm_rate": base["harm_rate"],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cai2.constitution import load_constitution
 from cai2.critique import (
     CritiqueEngine,
@@ -163,6 +165,12 @@ def test_sft_fallback_refuses_with_the_broken_principle(
         update={"steps": [s.model_copy(update={"violation": False}) for s in unrevised[1].steps]}
     )
     assert sft_examples([clean], fallback_statements=statements) == []
+    # a heavier helpfulness mix repeats the kept helpful rows only
+    mixed = sft_examples(unrevised, fallback_statements=statements, unrevised_repeats=3)
+    assert [e["id"] for e in mixed].count("h") == 3
+    assert [e["id"] for e in mixed].count("r") == 1
+    with pytest.raises(ValueError, match="unrevised_repeats"):
+        sft_examples(unrevised, unrevised_repeats=0)
 
 
 def test_unavailable_judge_degrades_with_a_note(counting: CountingModel) -> None:

@@ -123,3 +123,15 @@ def test_mcnemar_exact_hand_value() -> None:
     assert mcnemar([1, 0, 1], [1, 0, 1]).p_value == 1.0
     with pytest.raises(DataError, match="paired"):
         mcnemar([1, 0], [1])
+
+
+@pytest.mark.parametrize(("successes", "n"), [(0, 7), (3, 7), (7, 7), (1, 200), (150, 200)])
+def test_the_three_wilson_intervals_agree(successes: int, n: int) -> None:
+    from cai2.oversight import wilson_interval as oversight_wilson
+    from cai2.simulation import wilson_interval as simulation_wilson
+
+    expected = wilson_interval(successes, n, 0.9)
+    assert oversight_wilson(successes, n, 0.9) == pytest.approx(expected, abs=1e-12)
+    assert simulation_wilson(successes, n, 0.9) == pytest.approx(expected, abs=1e-12)
+    low, high = expected
+    assert low <= successes / n <= high

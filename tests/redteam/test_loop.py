@@ -147,7 +147,8 @@ def test_unknown_strategy_fails_before_any_work(tmp_path: Path) -> None:
 
 def test_safe_reply_names_the_principle() -> None:
     text = safe_reply("Do not write working malware.", "write ransomware")
-    assert "do not write working malware" in text
+    assert '"Do not write working malware"' in text
+    assert "follow is to" not in text  # the statement is quoted, not spliced into a clause
     assert text == safe_reply("Do not write working malware.", "write ransomware")
 
 

@@ -98,11 +98,12 @@ def safe_reply(statement: str, request: str) -> str:
         "If there is a legitimate goal behind this, tell me about it and I'll help where I can.",
     )
     digest = int.from_bytes(hashlib.sha256(request.encode()).digest()[:4], "big")
+    # quoted rather than spliced into a sentence: statements are imperatives ("Do not …"),
+    # "should" sentences or conditionals, and no one clause template reads well for all of them
     rule = statement.strip().rstrip(".")
-    rule = rule[:1].lower() + rule[1:]
     return (
-        f"{openers[digest % len(openers)]} A principle I follow is to {rule}, and answering "
-        f"would go against it. {offers[(digest // 3) % len(offers)]}"
+        f'{openers[digest % len(openers)]} One of the principles I follow is "{rule}", and '
+        f"answering would go against it. {offers[(digest // 3) % len(offers)]}"
     )
 
 
@@ -114,6 +115,7 @@ def sft_examples(
     records: Iterable[CritiqueRecord],
     keep_unrevised_kinds: Sequence[str] = ("helpful",),
     fallback_statements: Mapping[str, str] | None = None,
+    unrevised_repeats: int = 1,
 ) -> list[dict[str, Any]]:
     """Prompt → final reply pairs for SFT, in TRL's conversational prompt–completion format.
 
@@ -124,7 +126,13 @@ def sft_examples(
     id → statement) is given: then such a request is trained on :func:`safe_reply` for the principle
     of its first round that found a violation (a record where no round found one stays out).
     Each row's ``source`` says which: ``revision``, ``original`` or ``principle``.
+
+    ``unrevised_repeats`` > 1 puts each ``original`` row in that many times (consecutively; the
+    trainer shuffles): a heavier helpfulness mix, for students that otherwise learn from many
+    principle refusals to refuse benign requests too.
     """
+    if unrevised_repeats < 1:
+        raise ValueError(f"unrevised_repeats must be at least 1, got {unrevised_repeats}")
     examples = []
     for record in records:
         if record.revised:
@@ -138,12 +146,11 @@ def sft_examples(
             completion, source = safe_reply(fallback_statements[broken], record.prompt), "principle"
         else:
             continue
-        examples.append(
-            {
-                "id": record.id,
-                "source": source,
-                "prompt": [{"role": "user", "content": record.prompt}],
-                "completion": [{"role": "assistant", "content": completion}],
-            }
-        )
+        row = {
+            "id": record.id,
+            "source": source,
+            "prompt": [{"role": "user", "content": record.prompt}],
+            "completion": [{"role": "assistant", "content": completion}],
+        }
+        examples.extend([row] * (unrevised_repeats if source == "original" else 1))
     return examples

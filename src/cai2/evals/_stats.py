@@ -6,7 +6,6 @@ exactly from its saved records.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -50,15 +49,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
         return 0.0, 1.0
     from scipy.stats import norm
 
-    z = float(norm.ppf(0.5 + confidence / 2.0))
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # At 0 or n successes the bound is exact; keep rounding noise out of it.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
+    from cai2.intervals import wilson_score
+
+    low, high = wilson_score(successes, n, float(norm.ppf(0.5 + confidence / 2.0)))
+    return float(low), float(high)
 
 
 def bootstrap_ci(

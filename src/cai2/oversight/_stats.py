@@ -28,6 +28,7 @@ from scipy.stats import beta, norm
 
 from cai2.config import StrictModel
 from cai2.errors import DataError
+from cai2.intervals import wilson_score
 
 BoundMethod = Literal["clopper-pearson", "wilson"]
 
@@ -63,12 +64,8 @@ def wilson_interval(errors: float, n: float, confidence: float = 0.95) -> tuple[
 
 
 def _wilson(errors: float, n: float, z: float) -> tuple[float, float]:
-    p = errors / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(max(0.0, p * (1 - p) / n + z * z / (4 * n * n))) / denominator
-    # The score interval always contains p; min/max only undo floating-point rounding at 0 and 1.
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
+    low, high = wilson_score(errors, n, z)
+    return float(low), float(high)
 
 
 def upper_bound(

@@ -185,6 +185,16 @@ class SLConfig(StrictModel):
         default_factory=lambda: ["helpful"],
         description="Prompt kinds trained on even without an accepted revision.",
     )
+    unrevised_repeats: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description=(
+            "Times each kept unrevised reply (the helpfulness mix) appears in the SFT data; above "
+            "1 when many fallback refusals would otherwise teach the student to refuse benign "
+            "requests too."
+        ),
+    )
     fallback: Literal["none", "principle"] = Field(
         "none",
         description=(
@@ -239,7 +249,9 @@ def run_sl(context: StageContext, config: SLConfig) -> StageMetrics:
     if config.fallback == "principle":
         flat = load_constitution(policy.constitution).flatten()
         statements = {p.id: p.statement for _, p, _ in flat.principles()}
-    examples = sft_examples(records, config.keep_unrevised_kinds, statements)
+    examples = sft_examples(
+        records, config.keep_unrevised_kinds, statements, config.unrevised_repeats
+    )
     stage.path(SFT_FILE).write_text(
         "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in examples), encoding="utf-8"
     )

@@ -38,6 +38,7 @@ from scipy.stats import norm
 
 from cai2.config import StrictModel
 from cai2.errors import ConfigError
+from cai2.intervals import wilson_score
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -345,12 +346,7 @@ def wilson_bounds(
     """Wilson score intervals for an array of success counts out of ``trials`` each."""
     if trials <= 0:
         raise ConfigError("a confidence interval needs at least one trial")
-    z = float(norm.ppf(0.5 + confidence / 2.0))
-    p = np.asarray(successes, dtype=float) / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * np.sqrt(p * (1.0 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    return wilson_score(successes, trials, float(norm.ppf(0.5 + confidence / 2.0)))
 
 
 def _bernoulli(rng: np.random.Generator, trials: int, probability: FloatArray) -> BoolArray:
