@@ -1,6 +1,8 @@
 """Shared by ``bench/sl_effect.py`` and ``bench/rl_effect.py``: one model's harm and answer rates.
 
-Not a benchmark itself (``make bench`` skips files whose name starts with ``_``).
+Not a benchmark itself (``make bench`` skips files whose name starts with ``_``). As a script,
+``python bench/_effect.py hf:PATH [--max-tokens 40]`` prints which benign evaluation prompts a model
+refuses, with the start of each reply.
 """
 
 from __future__ import annotations
@@ -122,3 +124,26 @@ def harm_and_benign_rates(
             {"prompt": p, "reply": r} for p, r in list(zip(benign, benign_replies, strict=True))[:2]
         ],
     }
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Which benign evaluation prompts a model refuses.")
+    parser.add_argument("model", help="Model spec, e.g. hf:/tmp/cai2-bench-runs/…/sl/model")
+    parser.add_argument("--max-tokens", type=int, default=40)
+    args = parser.parse_args()
+    _, _, benign = evaluation_sets(30)
+    model = load_model(args.model)
+    conversations = [[{"role": "user", "content": p}] for p in benign]
+    params = GenerationParams(max_tokens=args.max_tokens)
+    replies = [g.text for g in model.generate(conversations, params)]  # type: ignore[arg-type]
+    refused = RefusalJudge(target="refusal").p_refused(replies)
+    for prompt, reply, p in zip(benign, replies, refused, strict=True):
+        mark = "REFUSED" if p >= 0.5 else "answered"
+        print(f"{mark:8} {prompt[:60]!r} -> {reply[:90]!r}")
+    print(f"{sum(p < 0.5 for p in refused)} of {len(benign)} answered")
+
+
+if __name__ == "__main__":
+    main()
