@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import yaml
 from pytest import CaptureFixture
 
 from cai2.cli import main
@@ -53,6 +54,8 @@ def test_pipeline_sl_command_trains_and_prints_the_metrics(
         "4",
         "--max-steps",
         "1",
+        "--unrevised-repeats",
+        "3",
         "--runs-dir",
         str(tmp_path),
         "--run-id",
@@ -61,6 +64,8 @@ def test_pipeline_sl_command_trains_and_prints_the_metrics(
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "critique_prompts: 2" in out and "sft_steps: 1" in out
+    config = yaml.safe_load((tmp_path / "sl-cli" / "config.yaml").read_text())
+    assert config["stages"][0]["config"]["unrevised_repeats"] == 3
     assert f"model_out: hf:{tmp_path / 'sl-cli' / 'artifacts' / 'sl' / 'model'}" in out
     assert "run directory:" in out
 

@@ -122,6 +122,15 @@ def sl_command(
             "(trained on a refusal naming the broken principle).",
         ),
     ] = "none",
+    unrevised_repeats: Annotated[
+        int,
+        typer.Option(
+            "--unrevised-repeats",
+            min=1,
+            max=10,
+            help="Times each kept helpful reply appears in the SFT data (heavier helpfulness mix).",
+        ),
+    ] = 1,
     run_id: RunIdOption = "sl",
     runs_dir: RunsDirOption = None,
     restart: RestartOption = False,
@@ -143,6 +152,7 @@ def sl_command(
         },
         "sft": {"max_steps": max_steps},
         "fallback": fallback,
+        "unrevised_repeats": unrevised_repeats,
     }
     run_single_stage("sl", config, model=model, run_id=run_id, runs_dir=runs_dir, restart=restart)
 
