@@ -101,7 +101,8 @@ def test_sl_stage_principle_fallback_trains_refusals(tmp_path: Path) -> None:
     assert len(harmful_unrevised) == 2
     assert {row["id"] for row in fallback} == harmful_unrevised
     assert metrics["sft_fallback_refusals"] == len(fallback)
-    assert all("A principle I follow" in row["completion"][0]["content"] for row in fallback)
+    replies = [row["completion"][0]["content"] for row in fallback]
+    assert all("One of the principles I follow" in reply for reply in replies)
 
 
 def test_sl_needs_an_hf_student() -> None:
