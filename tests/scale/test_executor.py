@@ -140,7 +140,9 @@ def test_ray_executor_bounds_in_flight_shards(ray_runtime: Any, tmp_path: Path) 
     assert len(logged) == 12
     assert {record["pid"] for record in logged} == pids and len(pids) == 2
     assert os.getpid() not in pids  # the work really ran in other processes
-    assert max_overlap(work.log) == 2  # two actors in parallel, never more
+    # never more than two shards at once; that two did overlap in time is left to
+    # `max_in_flight_seen` above, since on a loaded 2-core machine the actors may take turns
+    assert max_overlap(work.log) <= 2
 
 
 def test_ray_worker_death_is_retried_on_a_new_actor(ray_runtime: Any, tmp_path: Path) -> None:
