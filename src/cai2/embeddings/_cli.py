@@ -183,7 +183,7 @@ def steer_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Generate each prompt's reply without and with steering away from the principles."""
-    from cai2.embeddings._steer import generate_steered, risk_gate
+    from cai2.embeddings._steer import fixed_gate, generate_steered, risk_gate
     from cai2.models import GenerationParams
 
     # Checked before the model loads, so a typo in the tier costs nothing.
@@ -203,7 +203,7 @@ def steer_command(
         principles=active,
         alpha=alpha,
         params=params,
-        gate=lambda _conversations: decisions,
+        gate=fixed_gate(decisions),
     )
     rows = [
         {"prompt": p, "steered_by_gate": on, "off": a, "steered": b}

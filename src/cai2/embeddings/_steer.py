@@ -120,6 +120,13 @@ def risk_gate(assessor: Any = None, min_tier: str = "medium") -> Gate:
     return gate
 
 
+def fixed_gate(decisions: Sequence[bool]) -> Gate:
+    """A gate that returns decisions made earlier, so a gate's (costly) assessment runs once
+    when the same prompts are generated several times."""
+    kept = list(decisions)
+    return lambda _conversations: kept
+
+
 def generate_steered(
     model: Any,
     embeddings: ConstitutionalEmbeddings,
@@ -274,7 +281,7 @@ def measure_steering(
         principles=principles,
         alpha=alpha,
         params=params,
-        gate=None if decisions is None else (lambda _conversations: decisions),
+        gate=None if decisions is None else fixed_gate(decisions),
     )
     harmful_replies, benign_replies = replies[: len(harmful)], replies[len(harmful) :]
     fluent: list[bool] | None = None
@@ -402,11 +409,8 @@ def sweep_alpha(
     grid = sorted({0.0, *map(float, alphas)})
     decided: Gate | None = None
     if gate is not None:
-        decisions = list(gate([[Message(role="user", content=p)] for p in [*harmful, *benign]]))
-
-        def decided(_conversations: Sequence[Conversation]) -> list[bool]:
-            return decisions
-
+        prompts = [*harmful, *benign]
+        decided = fixed_gate(gate([[Message(role="user", content=p)] for p in prompts]))
     points = []
     for index, alpha in enumerate(grid):
         point, _, _ = measure_steering(
