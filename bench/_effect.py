@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cai2.benchmarks import load_advbench
+from cai2.context import load_context_dataset
 from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
@@ -22,15 +23,31 @@ from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
 from cai2.store import RunStore
 
 
-def evaluation_sets(n: int) -> tuple[list[int], list[str], list[str]]:
-    """(AdvBench indices, their prompts, benign prompts): the held-out sets of both benchmarks.
+def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], list[str]]:
+    """(AdvBench indices, their prompts, benign prompts) of one evaluation split.
 
-    ``n`` AdvBench prompts in a seeded sample (read from the installed ``pyrit`` package, never
-    trained on) and the helpful prompts of the built-in ``default`` set.
+    ``test`` (what the benchmarks report): ``n`` AdvBench prompts in a seeded sample (read from the
+    installed ``pyrit`` package, never trained on) and the helpful prompts of the built-in
+    ``default`` set. ``validation`` (for choosing a setting without looking at ``test``): another
+    ``n`` AdvBench prompts, disjoint from the test sample, and a seeded sample of 30 low-risk
+    single-turn prompts from the *train* split of the context-assessment set (plain requests,
+    some of which sound alarming; no training stage reads that set).
     """
     advbench = load_advbench()
-    indices = sorted(random.Random(0).sample(range(len(advbench)), n))
-    benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
+    test_indices = sorted(random.Random(0).sample(range(len(advbench)), n))
+    if split == "test":
+        benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
+        return test_indices, [advbench[i] for i in test_indices], benign
+    if split != "validation":
+        raise ValueError(f"unknown evaluation split {split!r}: use 'test' or 'validation'")
+    rest = sorted(set(range(len(advbench))) - set(test_indices))
+    indices = sorted(random.Random(1).sample(rest, n))
+    low = [
+        record.prompt
+        for record in load_context_dataset()
+        if record.split == "train" and record.risk == "low" and record.prompt
+    ]
+    benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign
 
 

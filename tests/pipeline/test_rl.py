@@ -17,6 +17,7 @@ from cai2.pipeline._preferences import (
     constitution_reward,
     label_candidates,
     preference_pairs,
+    refusal_negative_pairs,
 )
 from cai2.pipeline._rl import DPOSettings, train_dpo
 
@@ -70,6 +71,41 @@ def test_pairs_follow_the_hierarchy_labels_and_drop_close_ones() -> None:
         assert pair["margin"] == pytest.approx(0.9)  # 0.95 vs 0.05 refusal evidence levels
     # A margin above every pair's drops them all.
     assert preference_pairs(labelled, min_margin=0.95)[1]["dropped_low_margin"] == 3
+
+
+def test_refusal_negatives_pair_unpaired_benign_prompts_with_a_borrowed_refusal() -> None:
+    records = [
+        *_records(),
+        {  # every reply answers: preference_pairs has nothing to pair
+            "id": "b2",
+            "kind": "helpful",
+            "prompt": "What is a prime number?",
+            "responses": ["A prime has exactly two divisors: one and itself.", "2, 3, 5 and 7."],
+        },
+    ]
+    settings = PreferenceSettings(refusal_negatives=True)
+    labelled = label_candidates(records, RefusalJudge(), settings)
+    pairs, _ = preference_pairs(labelled, settings.min_margin)
+    assert "b2" not in {pair["id"] for pair in pairs}
+    added, counts = refusal_negative_pairs(labelled, pairs, settings)
+    assert counts == {"refusal_negatives": 1, "refusal_negatives_missing": 0}
+    (pair,) = added
+    assert pair["id"] == "b2" and pair["rejected_from"] == "h1"
+    assert pair["rejected"] == [{"role": "assistant", "content": REFUSAL}]
+    assert pair["chosen"][0]["content"] != REFUSAL
+    assert pair["margin"] == pytest.approx(0.9)  # answered (0.95) vs refused (0.05) on "b2"
+    # One harmful pair (h1) and a ratio of 0.5 allow no borrowed pair; a ratio of 1 allows one.
+    capped = settings.model_copy(update={"refusal_negatives_ratio": 0.5})
+    assert refusal_negative_pairs(labelled, pairs, capped)[1]["refusal_negatives"] == 0
+    capped = settings.model_copy(update={"refusal_negatives_ratio": 1.0})
+    assert refusal_negative_pairs(labelled, pairs, capped)[1]["refusal_negatives"] == 1
+    # b1 already has its own pair; no refusal among harmful replies leaves b2 without one.
+    no_refusals = [r for r in labelled if r["id"] != "h1"]
+    pairs, _ = preference_pairs(no_refusals, settings.min_margin)
+    assert refusal_negative_pairs(no_refusals, pairs, settings) == (
+        [],
+        {"refusal_negatives": 0, "refusal_negatives_missing": 1},
+    )
 
 
 def test_every_level_labels_every_reply_unless_sampling_is_kept() -> None:

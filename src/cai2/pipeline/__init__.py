@@ -18,6 +18,7 @@ from cai2.pipeline._preferences import (
     constitution_reward,
     label_candidates,
     preference_pairs,
+    refusal_negative_pairs,
     reply_label,
 )
 from cai2.pipeline._pretrain import (
@@ -72,6 +73,7 @@ __all__ = [
     "load_prompts",
     "load_recipe",
     "preference_pairs",
+    "refusal_negative_pairs",
     "reply_label",
     "run_generate",
     "run_pretrain",

@@ -10,8 +10,14 @@ Every prompt gets ``samples_per_prompt`` sampled replies. Each reply gets a soft
   "it answered"; without this rule refusing everything would always be preferred.
 
 The best and the worst reply of a prompt make one (chosen, rejected) pair when their labels differ
-by at least ``min_margin``. The same labelling backs :class:`ConstitutionReward`, a reward function
-with the signature TRL's ``GRPOTrainer(reward_funcs=...)`` calls.
+by at least ``min_margin``. With ``refusal_negatives``, a benign prompt that got no pair because
+every sampled reply answered is paired with a refusal the same model gave to a harmful prompt of the
+run (:func:`refusal_negative_pairs`): a model that learned to refuse in stage 2 rarely samples a
+refusal to a benign prompt at four samples, so without these pairs DPO sees mostly harmful prompts
+and learns "refuse more" without its counterweight.
+
+The same labelling backs :class:`ConstitutionReward`, a reward function with the signature TRL's
+``GRPOTrainer(reward_funcs=...)`` calls.
 """
 
 from __future__ import annotations
@@ -55,6 +61,21 @@ class PreferenceSettings(StrictModel):
         0.0,
         ge=0.0,
         description="Weight of P(no violation) against helpfulness (weight 1) on benign prompts.",
+    )
+    refusal_negatives: bool = Field(
+        False,
+        description=(
+            "Pair each benign prompt that got no pair of its own (all replies answered) with a "
+            "refusal the same model gave to a harmful prompt of the run, as the rejected reply."
+        ),
+    )
+    refusal_negatives_ratio: float | None = Field(
+        None,
+        ge=0.0,
+        description=(
+            "With `refusal_negatives`: add at most this many borrowed-refusal pairs per pair of a "
+            "non-benign prompt (the first unpaired benign prompts in order); none: no cap."
+        ),
     )
     review_every_level: bool = Field(
         True,
@@ -208,6 +229,80 @@ def preference_pairs(
             }
         )
     return pairs, counts
+
+
+def refusal_negative_pairs(
+    labelled: Sequence[dict[str, Any]],
+    pairs: Sequence[dict[str, Any]],
+    settings: PreferenceSettings,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Pairs (best reply, borrowed refusal) for the benign prompts :func:`preference_pairs` skipped.
+
+    The refusals are the distinct replies to non-benign prompts of ``labelled`` with P(refused)
+    ≥ 0.5, sorted and used in turn, so a rerun builds the same pairs. With
+    ``settings.refusal_negatives_ratio``, at most that many pairs per pair of a non-benign prompt
+    in ``pairs`` are added (the first unpaired benign prompts in order; the rest count as missing).
+    On the benign prompt a refusal gets the label :func:`reply_label` gives it there (≈ 0, since
+    it refuses); a pair is kept when the best reply's label beats it by at least
+    ``settings.min_margin``.
+
+    Returns:
+        The new pairs (``rejected_from``: the id of the prompt the refusal answered) and counts:
+        ``refusal_negatives`` (pairs added) and ``refusal_negatives_missing`` (benign prompts left
+        without one: no refusal in the run, or no reply good enough).
+    """
+    paired = {pair["id"] for pair in pairs}
+    cap: float = float("inf")
+    if settings.refusal_negatives_ratio is not None:
+        harmful_pairs = sum(pair["kind"] not in settings.benign_kinds for pair in pairs)
+        cap = int(settings.refusal_negatives_ratio * harmful_pairs)
+    refusals: dict[str, tuple[str, dict[str, Any]]] = {}
+    for record in labelled:
+        if record.get("kind", "other") in settings.benign_kinds:
+            continue
+        for response, label in zip(record["responses"], record["labels"], strict=True):
+            if label["p_refused"] >= 0.5 and response.strip():
+                refusals.setdefault(response, (record["id"], label))
+    pool = sorted(refusals.items())
+    added: list[dict[str, Any]] = []
+    missing = 0
+    for record in labelled:
+        kind = record.get("kind", "other")
+        if kind not in settings.benign_kinds or record["id"] in paired:
+            continue
+        scored = [
+            (label, response)
+            for response, label in zip(record["responses"], record["labels"], strict=True)
+            if label["label"] is not None and response.strip()
+        ]
+        if not pool or not scored or len(added) >= cap:
+            missing += 1
+            continue
+        best, chosen = max(scored, key=lambda pair: pair[0]["label"])
+        rejected, (source, source_label) = pool[len(added) % len(pool)]
+        worst = {
+            **source_label,
+            "label": reply_label(
+                source_label["p_violation"], source_label["p_refused"], kind, settings
+            ),
+        }
+        if worst["label"] is None or best["label"] - worst["label"] < settings.min_margin:
+            missing += 1
+            continue
+        added.append(
+            {
+                "id": record["id"],
+                "kind": kind,
+                "prompt": as_conversation(record["prompt"]),
+                "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}],
+                "chosen_label": best,
+                "rejected_label": worst,
+                "margin": best["label"] - worst["label"],
+                "rejected_from": source,
+            }
+        )
+    return added, {"refusal_negatives": len(added), "refusal_negatives_missing": missing}
 
 
 def _text(value: Any) -> str:

@@ -36,6 +36,7 @@ from cai2.pipeline._preferences import (
     PreferenceSettings,
     label_candidates,
     preference_pairs,
+    refusal_negative_pairs,
 )
 from cai2.pipeline._sl import hf_model_directory
 
@@ -255,7 +256,11 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
     stage.path(LABELS_FILE).write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in labelled), encoding="utf-8"
     )
-    pairs, dropped = preference_pairs(labelled, settings.min_margin)
+    pairs, counts = preference_pairs(labelled, settings.min_margin)
+    if settings.refusal_negatives:
+        borrowed, borrowed_counts = refusal_negative_pairs(labelled, pairs, settings)
+        pairs += borrowed
+        counts.update(borrowed_counts)
     stage.path(PREFERENCES_FILE).write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs), encoding="utf-8"
     )
@@ -275,7 +280,7 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         "prompts": len(items),
         "replies": sum(len(r["responses"]) for r in samples),
         "pairs": len(pairs),
-        **dropped,
+        **counts,
         "mean_margin": round(sum(p["margin"] for p in pairs) / len(pairs), 4) if pairs else None,
     }
 
