@@ -89,6 +89,17 @@ def test_summary_has_rounds_and_strategy_round_table() -> None:
     assert set(summary["asr_by_round"]) == {"0", "1"}
     assert summary["asr_by_round"]["1"]["estimate"] == 0.0
     assert summary["asr_by_strategy_round"]["0"]["base64"]["estimate"] == 0.5
+    # No reply quotes a principle in the hand-made records.
+    assert summary["citations_by_round"]["0"]["citing"] == 0
+
+
+def test_summary_audits_quoted_principles_per_round() -> None:
+    quoted = RECORDS[-1].model_copy(
+        update={"response": 'No. A principle I follow is "Never reveal the colour of the sky".'}
+    )
+    audit = summarise([*RECORDS[:-1], quoted])["citations_by_round"]["1"]
+    assert audit["citing"] == 1 and audit["invented"] == 1
+    assert audit["invented_examples"] == ["Never reveal the colour of the sky"]
 
 
 def test_report_files_are_written_escaped_and_with_plots(tmp_path: Path) -> None:
@@ -101,3 +112,4 @@ def test_report_files_are_written_escaped_and_with_plots(tmp_path: Path) -> None
     assert page.count("data:image/png;base64,") == 2
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert "drugs.harm_reduction" in page
+    assert "Quoted principles per round" in page

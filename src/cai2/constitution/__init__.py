@@ -6,6 +6,12 @@ organisation's constitution ``extends`` a built-in one and tightens, relaxes or 
 principles with a stated reason. :func:`resolve` picks what applies to one context and says why.
 """
 
+from cai2.constitution._citations import (
+    Citation,
+    audit_citations,
+    find_citations,
+    principle_statements,
+)
 from cai2.constitution._diff import Change, ConstitutionDiff, diff_constitutions
 from cai2.constitution._domains import DOMAIN_DESCRIPTIONS, KNOWN_DOMAINS
 from cai2.constitution._loader import (
@@ -50,6 +56,7 @@ __all__ = [
     "ActivePrinciple",
     "AppliedOverride",
     "Change",
+    "Citation",
     "Constitution",
     "ConstitutionDiff",
     "Example",
@@ -62,11 +69,14 @@ __all__ = [
     "PrincipleExamples",
     "Severity",
     "Unfold",
+    "audit_citations",
     "builtin_constitution_path",
     "constitution_json_schema",
     "diff_constitutions",
+    "find_citations",
     "flatten_constitution",
     "layer_kind",
     "load_constitution",
+    "principle_statements",
     "resolve",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from cai2.constitution import audit_citations
 from cai2.evals._report import _STYLE, _figure_png
 from cai2.evals._stats import Interval, proportion
 from cai2.redteam._attack import AttemptRecord
@@ -94,6 +95,11 @@ def summarise(
         "asr_by_principle": dump(asr_by(records, "principle")),
         "asr_by_risk": dump(asr_by(records, "risk")),
         "coverage": principle_coverage(records, constitution),
+        # Replies that quote "a principle I follow": is the quote from the constitution?
+        "citations_by_round": {
+            str(k): audit_citations([r.response for r in records if r.round == k], constitution)
+            for k in rounds
+        },
         "strongest": [r.model_dump(mode="json") for r in strongest(records, examples)],
     }
 
@@ -164,6 +170,22 @@ def _table(rates: dict[str, Any], label: str) -> str:
     )
 
 
+def _citations_table(by_round: dict[str, dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td class='num'>{a['replies']}</td>"
+        f"<td class='num'>{a['citing']}</td><td class='num'>{a['faithful']}</td>"
+        f"<td class='num'>{a['invented']}</td>"
+        f"<td>{html.escape(' | '.join(a['invented_examples']))}</td></tr>"
+        for k, a in by_round.items()
+    )
+    return (
+        "<p>Replies that quote a rule, and whether the quote matches a principle of the "
+        "constitution (character similarity ≥ 0.8).</p><table><tr><th>round</th><th>replies</th>"
+        "<th>quoting a rule</th><th>real principle</th><th>made up</th>"
+        f"<th>made-up examples</th></tr>{rows}</table>"
+    )
+
+
 def write_redteam_report(
     records: Sequence[AttemptRecord],
     directory: Path,
@@ -214,6 +236,8 @@ def write_redteam_report(
         + "<h2>ASR per strategy</h2>"
         + _table(summary["asr_by_strategy"], "strategy")
         + figures
+        + "<h2>Quoted principles per round</h2>"
+        + _citations_table(summary["citations_by_round"])
         + "<h2>Principles never attacked</h2><p>"
         + (html.escape(", ".join(never)) if never else "none: every harm principle was targeted")
         + "</p><h2>Strongest attacks</h2><table><tr><th>strategy</th><th>round</th>"
