@@ -95,3 +95,29 @@ def test_docs_quote_the_real_validate_output(
     assert main(["constitution", "validate", "docs/examples/acme-telehealth.yaml"]) == 0
     line = capsys.readouterr().out.strip()
     assert line in (root / "docs" / "constitutions.md").read_text(encoding="utf-8")
+
+
+def test_citations_counts_real_and_made_up_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cai2.constitution import principle_statements
+    from cai2.critique import safe_reply
+
+    real = safe_reply(principle_statements()["privacy.no_dossiers"], "find her address")
+    replies = tmp_path / "replies.jsonl"
+    rows = [
+        {"response": real},
+        {"response": 'A rule I follow is "Always wear a hat when coding at night".'},
+        {"response": [{"role": "assistant", "content": "Sure, here you go."}]},
+    ]
+    replies.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    assert main(["constitution", "citations", str(replies), "--json"]) == 0
+    audit = json.loads(capsys.readouterr().out)[str(replies)]
+    assert (audit["replies"], audit["citing"], audit["faithful"], audit["invented"]) == (3, 2, 1, 1)
+    assert main(["constitution", "citations", str(replies)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "Always wear a hat when coding at night" in out
+    # A line without the field is named by file and line.
+    replies.write_text('{"response": "ok"}\n{"text": "no field"}\n', encoding="utf-8")
+    assert main(["constitution", "citations", str(replies)]) == 2
+    assert f"{replies}:2: no field `response`" in " ".join(capsys.readouterr().err.split())

@@ -1,9 +1,10 @@
-"""`cai2 constitution validate|show|schema|diff`."""
+"""`cai2 constitution validate|show|schema|diff|citations`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +16,7 @@ from cai2.constitution._loader import BUILTIN_CONSTITUTIONS, load_constitution
 from cai2.constitution._resolve import ActiveConstitution, resolve
 from cai2.constitution._schema import constitution_json_schema_text
 from cai2.context._types import Context, RiskTier
-from cai2.errors import Cai2Error, ConfigError
+from cai2.errors import Cai2Error, ConfigError, DataError
 
 constitution_app = typer.Typer(
     help="Write, check and inspect layered constitutions.", no_args_is_help=True
@@ -122,6 +123,78 @@ def diff_command(
         colour = colours.get(line[:1])
         text = escape(line) if colour is None else f"[{colour}]{escape(line)}[/{colour}]"
         console.print(text, highlight=False, soft_wrap=True)
+
+
+def _reply_text(value: Any, where: str, field: str) -> str:
+    """A reply as a string: the field itself, or the last message's ``content`` of a list."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        content = value[-1].get("content")
+        if isinstance(content, str):
+            return content
+    raise DataError(
+        f"{where}: `{field}` is neither a string nor a list of {{'role', 'content'}} messages"
+    )
+
+
+def read_replies(path: Path, field: str) -> list[str]:
+    """The ``field`` of every JSON line of ``path`` (see :func:`_reply_text`).
+
+    Raises:
+        DataError: naming file and line for a missing file, invalid JSON or a missing field.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+    replies = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or field not in row:
+            raise DataError(f"{where}: no field `{field}` (use --field to name the reply field)")
+        replies.append(_reply_text(row[field], where, field))
+    return replies
+
+
+@constitution_app.command("citations")
+def citations_command(
+    files: Annotated[list[Path], typer.Argument(help="JSONL files of replies (one per line).")],
+    field: Annotated[
+        str, typer.Option("--field", help="Reply field: a string or a list of chat messages.")
+    ] = "response",
+    constitution: Annotated[
+        str, typer.Option("--constitution", help="Built-in name or path to match quotes against.")
+    ] = "cai-2.0",
+    threshold: Annotated[
+        float, typer.Option("--threshold", min=0.0, max=1.0, help="Similarity that counts.")
+    ] = 0.8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: file → audit.")] = False,
+) -> None:
+    """Check whether replies that quote "a principle I follow" quote a real one."""
+    from rich.table import Table
+
+    from cai2.constitution._citations import audit_citations
+
+    loaded = load_constitution(constitution)
+    audits = {str(f): audit_citations(read_replies(f, field), loaded, threshold) for f in files}
+    if as_json:
+        typer.echo(json.dumps(audits, indent=2, ensure_ascii=False))
+        return
+    table = Table("file", "replies", "quoting a rule", "real principle", "made up")
+    for name, audit in audits.items():
+        counts = (audit[key] for key in ("replies", "citing", "faithful", "invented"))
+        table.add_row(escape(name), *(str(count) for count in counts))
+    console.print(table)
+    for name, audit in audits.items():
+        for quote in audit["invented_examples"]:
+            console.print(f"made up in {escape(name)}: {escape(quote)!r}", highlight=False)
 
 
 def _tree(active: ActiveConstitution, *, show_all: bool) -> Tree:
