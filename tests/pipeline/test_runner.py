@@ -111,6 +111,44 @@ def test_changed_config_is_refused_unless_restarted(
     assert len(records) == 3 and {r["params"]["max_tokens"] for r in records} == {6}
 
 
+def _as_if_older_cai2(run: Any, store: RunStore, drop: str) -> None:
+    """Rewrite a run's saved config and stage hash as a cai2 without ``drop`` would have."""
+    import yaml
+
+    from cai2.store import config_hash
+
+    config = run.config
+    stage = config["stages"][0]
+    del stage["config"][drop]
+    hashed = {"stage": stage["stage"], "model": config["model"], "config": stage["config"]}
+    (run.dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    store._update_stage(run.id, stage["id"], config_hash=config_hash(hashed))
+
+
+def test_settings_added_by_a_newer_version_at_their_defaults_still_resume(
+    tmp_path: Path, runs_dir: Path, counting_loader: Loader, write_recipe: WriteRecipe
+) -> None:
+    loader, made = counting_loader
+    recipe = write_recipe(tmp_path, count=3)
+    run = run_recipe(recipe, model_loader=loader)
+    store = RunStore(runs_dir)
+    _as_if_older_cai2(run, store, "system_prompt")
+
+    again = run_recipe(recipe, model_loader=loader)  # `system_prompt` is new, at its default
+    assert len(made) == 1 and again.record.status is Status.DONE
+    log = run.log_path.read_text()
+    assert "new since the run started, at their defaults: system_prompt; resuming" in log
+    assert "system_prompt" in again.config["stages"][0]["config"]
+
+    # A new setting the recipe sets away from its default is a real change.
+    _as_if_older_cai2(again, store, "system_prompt")
+    brief = "batch_size: 4\n      system_prompt: Be brief."
+    recipe.write_text(recipe.read_text().replace("batch_size: 4", brief), encoding="utf-8")
+    with pytest.raises(ConfigError, match="different config"):
+        run_recipe(recipe, model_loader=loader)
+    store.close()
+
+
 def test_changed_prompt_file_is_refused_on_resume(
     tmp_path: Path,
     runs_dir: Path,

@@ -6,12 +6,15 @@ continues: finished stages are skipped and the first unfinished stage resumes (t
 stage skips the items already written). If a stage that has already started now has a different
 config (its hash differs), the run refuses with a ConfigError pointing at that stage;
 ``restart=True`` deletes the old run first, and a new run id starts a separate run. Stages added to
-the end of a recipe simply run.
+the end of a recipe simply run. One difference is allowed: settings a newer cai2 added to a stage
+(absent from the run's saved config) that the recipe leaves at their defaults, so that upgrading
+does not strand a run half done; the run log notes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -91,6 +94,13 @@ def _open_run(store: RunStore, loaded: LoadedRecipe, run_id: str, restart: bool)
         if record is None or record.status is Status.PENDING:
             continue
         if record.kind != planned.kind or record.config_hash != planned.config_hash:
+            added = _added_defaults(run.config, loaded, planned.id)
+            if added is not None:
+                run.log(
+                    f"stage `{planned.id}`: settings new since the run started, at their "
+                    f"defaults: {', '.join(added)}; resuming"
+                )
+                continue
             raise ConfigError(
                 f"stage `{planned.id}` of run `{run_id}` ({run.dir}) already ran with a "
                 f"different config (hash {record.config_hash[:8]}, now "
@@ -100,6 +110,43 @@ def _open_run(store: RunStore, loaded: LoadedRecipe, run_id: str, restart: bool)
             )
     run.set_config(config)
     return run
+
+
+def _added_defaults(saved: dict[str, Any], loaded: LoadedRecipe, stage_id: str) -> list[str] | None:
+    """Settings of stage ``stage_id`` missing from the ``saved`` run config, if that is all.
+
+    Returns the dotted keys that the recipe's config has and the saved one lacks, when each is at
+    its default and every other key is unchanged (the recipe's model too); else ``None``.
+    """
+    planned = next(stage for stage in loaded.stages if stage.id == stage_id)
+    old = next(
+        (s for s in saved.get("stages", []) if isinstance(s, dict) and s.get("id") == stage_id),
+        None,
+    )
+    if old is None or saved.get("model") != loaded.recipe.model or old.get("stage") != planned.kind:
+        return None
+    full = planned.config.model_dump(mode="json")
+    non_default = planned.config.model_dump(mode="json", exclude_defaults=True)
+    added: list[str] = []
+
+    def same(before: Any, now: Any, set_now: Any, path: str) -> bool:
+        if not (isinstance(before, dict) and isinstance(now, dict)):
+            return bool(before == now)
+        if set(before) - set(now):
+            return False  # a setting was removed
+        explicit = set_now if isinstance(set_now, dict) else {}
+        for key, value in now.items():
+            where = f"{path}{key}"
+            if key in before:
+                if not same(before[key], value, explicit.get(key), f"{where}."):
+                    return False
+            elif key in explicit:
+                return False  # new, and the recipe sets it away from its default
+            else:
+                added.append(where)
+        return True
+
+    return added if same(old.get("config"), full, non_default, "") and added else None
 
 
 def _run_stages(
