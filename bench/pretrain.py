@@ -25,7 +25,8 @@ before any result for a budget of a few dozen steps on one core).
 No fine-tuning stage follows either arm (the issue suggests the same short fine-tuning after both;
 it does not fit the time budget of this benchmark).
 
-Usage: ``OMP_NUM_THREADS=1 python bench/pretrain.py [--n 30] [--limit 40] [--epochs 1]``.
+Usage: ``OMP_NUM_THREADS=1 python bench/pretrain.py [--n 30] [--limit 40] [--epochs 1]
+[--runs-dir DIR] [--out FILE]``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -185,6 +187,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0, help="Passes over the corpus.")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="Of both arms.")
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-runs"))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Result file.")
     args = parser.parse_args()
     started = time.perf_counter()
     load_start = os.getloadavg()
@@ -270,6 +273,7 @@ def main() -> None:
     result = {
         "benchmark": "pretrain",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "OMP_NUM_THREADS=1 python bench/pretrain.py " + " ".join(sys.argv[1:]),
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "model": args.model,
@@ -315,8 +319,8 @@ def main() -> None:
         "load_average": list(os.getloadavg()),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in result.items() if k != "measurements"}, indent=2))
 
 
