@@ -17,7 +17,7 @@ import pytest
 from cai2.cli import main
 from cai2.errors import ConfigError, DataError
 from cai2.models import ChatModel
-from cai2.pipeline import StageProgress, run_recipe
+from cai2.pipeline import StageProgress, load_recipe, run_recipe
 from cai2.store import RunStore, Status
 
 Loader = tuple[Callable[[str], ChatModel], list[Any]]
@@ -139,6 +139,11 @@ def test_settings_added_by_a_newer_version_at_their_defaults_still_resume(
     log = run.log_path.read_text()
     assert "new since the run started, at their defaults: system_prompt; resuming" in log
     assert "system_prompt" in again.config["stages"][0]["config"]
+    # The accepted config is now the run's own, so a third run resumes without the special case.
+    planned_hash = load_recipe(recipe).stages[0].config_hash
+    assert again.record.stages[0].config_hash == planned_hash
+    third = run_recipe(recipe, model_loader=loader)
+    assert len(made) == 1 and third.record.status is Status.DONE
 
     # A new setting the recipe sets away from its default is a real change.
     _as_if_older_cai2(again, store, "system_prompt")

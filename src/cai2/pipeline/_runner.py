@@ -100,6 +100,7 @@ def _open_run(store: RunStore, loaded: LoadedRecipe, run_id: str, restart: bool)
                     f"stage `{planned.id}`: settings new since the run started, at their "
                     f"defaults: {', '.join(added)}; resuming"
                 )
+                run.stage(planned.id).set_config_hash(planned.config_hash)
                 continue
             raise ConfigError(
                 f"stage `{planned.id}` of run `{run_id}` ({run.dir}) already ran with a "

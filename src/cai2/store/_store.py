@@ -551,6 +551,10 @@ class Stage:
             values["config_hash"] = config_hash
         self.run.store._update_stage(self.run.id, self.name, **values)
 
+    def set_config_hash(self, config_hash: str) -> None:
+        """Record a new config hash without touching the status (a runner accepted the config)."""
+        self.run.store._update_stage(self.run.id, self.name, config_hash=config_hash)
+
     def log_metrics(self, metrics: Mapping[str, MetricValue]) -> None:
         """Merge ``metrics`` into this stage's metrics."""
         self.run.log_metrics(metrics, stage=self.name)
