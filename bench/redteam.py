@@ -201,6 +201,8 @@ def main() -> None:
             k: {s: v["estimate"] for s, v in table.items()} for k, table in by_round.items()
         },
         "judge": report.get("judge"),
+        # Held-out replies that quote a rule, and whether the quote is a principle of cai-2.0.
+        "citations_by_round": report.get("citations_by_round"),
         "rounds_detail": report.get("rounds"),
         "targets": {"relative_drop": 0.5, "benign_drop_max_points": 5},
         "targets_met": bool(
