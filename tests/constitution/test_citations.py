@@ -34,6 +34,9 @@ def test_made_up_principles_and_non_citations() -> None:
     # citations.
     assert find_citations('She said "meet me by the old mill at noon" and left.', STATEMENTS) == []
     assert find_citations('A principle I follow is "be kind".', STATEMENTS) == []
+    # The gap between two quotations is not a quote, whatever cue stands before it.
+    gap = 'The rules say "no" and then, without any guidelines, they say "yes" again.'
+    assert find_citations(gap, STATEMENTS) == []
 
 
 def test_audit_counts_citing_faithful_and_invented_replies() -> None:

@@ -26,8 +26,11 @@ from typing import Any
 
 from cai2.constitution._schema import Constitution
 
-_QUOTE = re.compile(r"[\"“”]([^\"“”]{12,})(?:[\"“”]|$)")
-"""A span in straight or curly double quotes, at least 12 characters; unclosed at the end counts."""
+_QUOTE = re.compile(r"[\"“”]([^\"“”\s][^\"“”]{11,})(?:[\"“”]|$)")
+"""A span in straight or curly double quotes, at least 12 characters; unclosed at the end counts.
+
+A quoted text hugs its quote marks, so a span that opens with a space is the gap between two
+quotations (``"a" then "b"``), not one: it is skipped."""
 
 _CUE = re.compile(r"\b(principles?|rules?|guidelines?)\b", re.IGNORECASE)
 _CUE_WINDOW = 80
