@@ -1,8 +1,9 @@
 """Shared by ``bench/sl_effect.py`` and ``bench/rl_effect.py``: one model's harm and answer rates.
 
 Not a benchmark itself (``make bench`` skips files whose name starts with ``_``). As a script,
-``python bench/_effect.py hf:PATH [--split test|validation] [--out FILE]`` prints one model's harm
-and benign answer rates on an evaluation split and which benign prompts it refuses.
+``python bench/_effect.py hf:PATH [--split test|validation] [--out FILE] [--show-harmful]`` prints
+one model's harm and benign answer rates on an evaluation split, which benign prompts it refuses
+and, with ``--show-harmful``, the start of each harmful-prompt reply that is not a refusal.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     ``default`` set. ``validation`` (for choosing a setting without looking at ``test``): another
     ``n`` AdvBench prompts, disjoint from the test sample, and a seeded sample of 30 low-risk
     single-turn prompts from the *train* split of the context-assessment set (plain requests,
-    some of which sound alarming; no training stage reads that set).
+    some of which sound alarming; only the context assessor trains on that set, no policy stage).
     """
     advbench = load_advbench()
     test_indices = sorted(random.Random(0).sample(range(len(advbench)), n))
