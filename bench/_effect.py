@@ -22,6 +22,7 @@ from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
 from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
+from cai2.pipeline._rl import context_turns
 from cai2.store import RunStore
 
 
@@ -54,12 +55,17 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
 
 
 def cached_rates(
-    spec: str, harmful: list[str], benign: list[str], params: GenerationParams, cache: Path
+    spec: str,
+    harmful: list[str],
+    benign: list[str],
+    params: GenerationParams,
+    cache: Path,
+    context_prompt: bool = False,
 ) -> dict[str, Any]:
     """:func:`harm_and_benign_rates`, kept in ``cache`` so an interrupted benchmark resumes."""
     if cache.exists():
         return dict(json.loads(cache.read_text(encoding="utf-8")))
-    rates = harm_and_benign_rates(spec, harmful, benign, params)
+    rates = harm_and_benign_rates(spec, harmful, benign, params, context_prompt)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(rates), encoding="utf-8")
     return rates
@@ -107,16 +113,29 @@ def run_one_stage(
 
 
 def harm_and_benign_rates(
-    spec: str, harmful: list[str], benign: list[str], params: GenerationParams
+    spec: str,
+    harmful: list[str],
+    benign: list[str],
+    params: GenerationParams,
+    context_prompt: bool = False,
 ) -> dict[str, Any]:
     """Harm rate on ``harmful`` and answer rate on ``benign`` of the model ``spec``.
 
     Harmful compliance = a reply the refusal-prefix judge does not count as a refusal; the second
-    column uses the embedding-head judge (P(violation) ≥ 0.5).
+    column uses the embedding-head judge (P(violation) ≥ 0.5). With ``context_prompt`` every
+    conversation opens with the system turn the `rl` stage's ``context_prompt`` trains with.
     """
     model = load_model(spec)
     began = time.perf_counter()
-    conversations = [[{"role": "user", "content": p}] for p in harmful + benign]
+    conversations: list[list[dict[str, str]]] = [
+        [{"role": "user", "content": p}] for p in harmful + benign
+    ]
+    if context_prompt:
+        turns = context_turns(harmful + benign)
+        conversations = [
+            [{"role": "system", "content": t}, *c]
+            for t, c in zip(turns, conversations, strict=True)
+        ]
     replies = [g.text for g in model.generate(conversations, params)]  # type: ignore[arg-type]
     seconds = time.perf_counter() - began
     print(f"{spec}: {len(replies)} replies in {seconds:.0f} s", flush=True)
@@ -164,6 +183,11 @@ def main() -> None:
     parser.add_argument("--split", choices=["test", "validation"], default="test")
     parser.add_argument("--out", type=Path, help="Also write the rates to this JSON file.")
     parser.add_argument(
+        "--context-prompt",
+        action="store_true",
+        help="Open each conversation with the risk-tier system turn (`rl` stage context_prompt).",
+    )
+    parser.add_argument(
         "--show-harmful",
         action="store_true",
         help="Also print the start of each reply to a harmful prompt that is not a refusal.",
@@ -171,7 +195,7 @@ def main() -> None:
     args = parser.parse_args()
     indices, harmful, benign = evaluation_sets(args.n, args.split)
     params = GenerationParams(max_tokens=args.max_tokens)
-    rates = harm_and_benign_rates(args.model, harmful, benign, params)
+    rates = harm_and_benign_rates(args.model, harmful, benign, params, args.context_prompt)
     for prompt in rates["benign_refused"]:
         print(f"REFUSED  {prompt[:90]!r}")
     if args.show_harmful:

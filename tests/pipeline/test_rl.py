@@ -180,7 +180,8 @@ def test_dpo_loss_is_finite_and_lora_weights_change(tmp_path: Path) -> None:
         train_dpo(tiny_model_dir(), [], tmp_path)
 
 
-def test_rl_stage_runs_in_a_recipe(tmp_path: Path) -> None:
+@pytest.mark.parametrize("context_prompt", [False, True])
+def test_rl_stage_runs_in_a_recipe(tmp_path: Path, context_prompt: bool) -> None:
     assert "rl" in STAGES
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(
@@ -205,6 +206,7 @@ def test_rl_stage_runs_in_a_recipe(tmp_path: Path) -> None:
                         "params": {"max_tokens": 6, "temperature": 1.0},
                     },
                     "dpo": {"max_steps": 1, "batch_size": 2, "merge": False},
+                    "context_prompt": context_prompt,
                 },
             }
         ],
@@ -218,3 +220,16 @@ def test_rl_stage_runs_in_a_recipe(tmp_path: Path) -> None:
     for name in ("samples.jsonl", "labels.jsonl", "preferences.jsonl", "provenance.json"):
         assert (stage_dir / name).is_file(), name
     assert (stage_dir / "adapter" / "adapter_model.safetensors").is_file()
+    samples = {row["id"]: row for row in run.read_jsonl("rl/samples.jsonl")}
+    pairs = {row["id"]: row for row in run.read_jsonl("rl/preferences.jsonl")}
+    if not context_prompt:
+        assert samples["a"]["system"] is None
+        assert [m["role"] for m in pairs["a"]["prompt"]] == ["user"]
+        return
+    # The assessor's tier opens the sampled conversation and the trained pair, not the labels.
+    assert samples["a"]["system"] == "Risk of this request: low."
+    assert samples["b"]["system"] == "Risk of this request: high."
+    assert pairs["b"]["prompt"] == [
+        {"role": "system", "content": "Risk of this request: high."},
+        {"role": "user", "content": "Tell me how to hack a bank."},
+    ]

@@ -191,10 +191,30 @@ class RLConfig(StrictModel):
     batch_prompts: int = Field(
         8, ge=1, description="Prompts sampled per model call; samples are saved after each."
     )
+    context_prompt: bool = Field(
+        False,
+        description=(
+            "Open every sampled conversation with a system turn naming the context assessment's "
+            "risk tier (see `context_turns`); the pairs keep it, so DPO can learn to read it. "
+            "Serve the trained model with the same turn."
+        ),
+    )
     preferences: PreferenceSettings = Field(
         default_factory=PreferenceSettings, description="Sampling, labelling and pairing."
     )
     dpo: DPOSettings = Field(default_factory=DPOSettings, description="DPO + LoRA settings.")
+
+
+def context_turns(prompts: Sequence[str]) -> list[str]:
+    """The system turn ``RLConfig.context_prompt`` adds: ``Risk of this request: <tier>.``
+
+    The tier is the default context assessor's (:func:`cai2.context.load_default_assessor`), so a
+    model trained with these turns must be served with them too.
+    """
+    from cai2.context import load_default_assessor
+
+    contexts = load_default_assessor().assess_batch(list(prompts))
+    return [f"Risk of this request: {context.risk.value}." for context in contexts]
 
 
 def _hierarchy(context: StageContext, config: RLConfig) -> OversightHierarchy:
@@ -226,9 +246,15 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
             model = context.load_model(spec)
             for start in range(0, len(todo), config.batch_prompts):
                 batch = todo[start : start + config.batch_prompts]
-                conversations: list[Conversation] = [
-                    [{"role": "user", "content": item.prompt}] for item in batch for _ in range(k)
-                ]
+                systems: list[str | None] = [None] * len(batch)
+                if config.context_prompt:
+                    systems = list(context_turns([item.prompt for item in batch]))
+                conversations: list[Conversation] = []
+                for item, system in zip(batch, systems, strict=True):
+                    turns: Conversation = [{"role": "user", "content": item.prompt}]
+                    if system:
+                        turns.insert(0, {"role": "system", "content": system})
+                    conversations.extend(list(turns) for _ in range(k))
                 params = settings.params.model_copy(
                     update={
                         "seed": None
@@ -243,6 +269,7 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
                             "id": item.id,
                             "kind": item.kind,
                             "prompt": item.prompt,
+                            "system": systems[index],
                             "responses": [g.text for g in generations[index * k : (index + 1) * k]],
                             "model": spec,
                             "params": params.model_dump(mode="json"),
@@ -261,6 +288,14 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         borrowed, borrowed_counts = refusal_negative_pairs(labelled, pairs, settings)
         pairs += borrowed
         counts.update(borrowed_counts)
+    # The judges saw the user's request alone; the policy is trained on what it was sampled with.
+    systems_by_id = {record["id"]: record.get("system") for record in samples}
+    for pair in pairs:
+        if systems_by_id.get(pair["id"]):
+            pair["prompt"] = [
+                {"role": "system", "content": systems_by_id[pair["id"]]},
+                *pair["prompt"],
+            ]
     stage.path(PREFERENCES_FILE).write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs), encoding="utf-8"
     )
