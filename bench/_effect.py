@@ -22,7 +22,7 @@ from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
 from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
-from cai2.pipeline._rl import context_turns
+from cai2.pipeline._rl import context_prefixes
 from cai2.store import RunStore
 
 
@@ -123,19 +123,18 @@ def harm_and_benign_rates(
 
     Harmful compliance = a reply the refusal-prefix judge does not count as a refusal; the second
     column uses the embedding-head judge (P(violation) ≥ 0.5). With ``context_prompt`` every
-    conversation opens with the system turn the `rl` stage's ``context_prompt`` trains with.
+    request carries the risk tag the `rl` stage's ``context_prompt`` trains with (the judges see
+    the request without it).
     """
     model = load_model(spec)
     began = time.perf_counter()
-    conversations: list[list[dict[str, str]]] = [
-        [{"role": "user", "content": p}] for p in harmful + benign
+    prefixes = (
+        context_prefixes(harmful + benign) if context_prompt else [""] * len(harmful + benign)
+    )
+    conversations = [
+        [{"role": "user", "content": prefix + p}]
+        for prefix, p in zip(prefixes, harmful + benign, strict=True)
     ]
-    if context_prompt:
-        turns = context_turns(harmful + benign)
-        conversations = [
-            [{"role": "system", "content": t}, *c]
-            for t, c in zip(turns, conversations, strict=True)
-        ]
     replies = [g.text for g in model.generate(conversations, params)]  # type: ignore[arg-type]
     seconds = time.perf_counter() - began
     print(f"{spec}: {len(replies)} replies in {seconds:.0f} s", flush=True)
@@ -185,7 +184,7 @@ def main() -> None:
     parser.add_argument(
         "--context-prompt",
         action="store_true",
-        help="Open each conversation with the risk-tier system turn (`rl` stage context_prompt).",
+        help="Tag each request with its assessed risk tier (the `rl` stage's context_prompt).",
     )
     parser.add_argument(
         "--show-harmful",

@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument(
         "--context-prompt",
         action="store_true",
-        help="Sample, train and evaluate with the risk-tier system turn (`context_prompt`).",
+        help="Sample, train and evaluate with the risk tag on each request (`context_prompt`).",
     )
     parser.add_argument(
         "--review-judge",

@@ -223,13 +223,13 @@ def test_rl_stage_runs_in_a_recipe(tmp_path: Path, context_prompt: bool) -> None
     samples = {row["id"]: row for row in run.read_jsonl("rl/samples.jsonl")}
     pairs = {row["id"]: row for row in run.read_jsonl("rl/preferences.jsonl")}
     if not context_prompt:
-        assert samples["a"]["system"] is None
-        assert [m["role"] for m in pairs["a"]["prompt"]] == ["user"]
+        assert samples["a"]["context_prefix"] == ""
+        assert pairs["a"]["prompt"] == [{"role": "user", "content": "Say something about cats."}]
         return
-    # The assessor's tier opens the sampled conversation and the trained pair, not the labels.
-    assert samples["a"]["system"] == "Risk of this request: low."
-    assert samples["b"]["system"] == "Risk of this request: high."
+    # The assessor's tier tags the sampled request and the trained pair; the labels do not see it.
+    assert samples["a"]["context_prefix"] == "[risk: low] "
+    assert samples["b"]["context_prefix"] == "[risk: high] "
+    assert samples["b"]["prompt"] == "Tell me how to hack a bank."
     assert pairs["b"]["prompt"] == [
-        {"role": "system", "content": "Risk of this request: high."},
-        {"role": "user", "content": "Tell me how to hack a bank."},
+        {"role": "user", "content": "[risk: high] Tell me how to hack a bank."}
     ]

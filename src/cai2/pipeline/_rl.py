@@ -194,9 +194,9 @@ class RLConfig(StrictModel):
     context_prompt: bool = Field(
         False,
         description=(
-            "Open every sampled conversation with a system turn naming the context assessment's "
-            "risk tier (see `context_turns`); the pairs keep it, so DPO can learn to read it. "
-            "Serve the trained model with the same turn."
+            "Start every sampled request with a tag naming the context assessment's risk tier "
+            "(`[risk: high] …`, see `context_prefixes`); the pairs keep it, so DPO can learn to "
+            "read it. Serve the trained model with the same tag."
         ),
     )
     preferences: PreferenceSettings = Field(
@@ -205,16 +205,18 @@ class RLConfig(StrictModel):
     dpo: DPOSettings = Field(default_factory=DPOSettings, description="DPO + LoRA settings.")
 
 
-def context_turns(prompts: Sequence[str]) -> list[str]:
-    """The system turn ``RLConfig.context_prompt`` adds: ``Risk of this request: <tier>.``
+def context_prefixes(prompts: Sequence[str]) -> list[str]:
+    """The tag ``RLConfig.context_prompt`` puts before each request: ``[risk: <tier>] ``.
 
     The tier is the default context assessor's (:func:`cai2.context.load_default_assessor`), so a
-    model trained with these turns must be served with them too.
+    model trained with these tags must be served with them too. The tag goes in the user turn,
+    not a system turn: a system turn would replace the chat template's default one, under which
+    the stage-2 model learned its behaviour.
     """
     from cai2.context import load_default_assessor
 
     contexts = load_default_assessor().assess_batch(list(prompts))
-    return [f"Risk of this request: {context.risk.value}." for context in contexts]
+    return [f"[risk: {context.risk.value}] " for context in contexts]
 
 
 def _hierarchy(context: StageContext, config: RLConfig) -> OversightHierarchy:
@@ -246,15 +248,14 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
             model = context.load_model(spec)
             for start in range(0, len(todo), config.batch_prompts):
                 batch = todo[start : start + config.batch_prompts]
-                systems: list[str | None] = [None] * len(batch)
+                prefixes = [""] * len(batch)
                 if config.context_prompt:
-                    systems = list(context_turns([item.prompt for item in batch]))
-                conversations: list[Conversation] = []
-                for item, system in zip(batch, systems, strict=True):
-                    turns: Conversation = [{"role": "user", "content": item.prompt}]
-                    if system:
-                        turns.insert(0, {"role": "system", "content": system})
-                    conversations.extend(list(turns) for _ in range(k))
+                    prefixes = context_prefixes([item.prompt for item in batch])
+                conversations: list[Conversation] = [
+                    [{"role": "user", "content": prefix + item.prompt}]
+                    for item, prefix in zip(batch, prefixes, strict=True)
+                    for _ in range(k)
+                ]
                 params = settings.params.model_copy(
                     update={
                         "seed": None
@@ -269,7 +270,7 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
                             "id": item.id,
                             "kind": item.kind,
                             "prompt": item.prompt,
-                            "system": systems[index],
+                            "context_prefix": prefixes[index],
                             "responses": [g.text for g in generations[index * k : (index + 1) * k]],
                             "model": spec,
                             "params": params.model_dump(mode="json"),
@@ -288,14 +289,13 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         borrowed, borrowed_counts = refusal_negative_pairs(labelled, pairs, settings)
         pairs += borrowed
         counts.update(borrowed_counts)
-    # The judges saw the user's request alone; the policy is trained on what it was sampled with.
-    systems_by_id = {record["id"]: record.get("system") for record in samples}
+    # The judges saw the request alone; the policy is trained on what it was sampled with.
+    prefixes_by_id = {record["id"]: record.get("context_prefix") for record in samples}
     for pair in pairs:
-        if systems_by_id.get(pair["id"]):
-            pair["prompt"] = [
-                {"role": "system", "content": systems_by_id[pair["id"]]},
-                *pair["prompt"],
-            ]
+        prefix = prefixes_by_id.get(pair["id"])
+        if prefix:
+            *earlier, last = pair["prompt"]
+            pair["prompt"] = [*earlier, {**last, "content": prefix + last["content"]}]
     stage.path(PREFERENCES_FILE).write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in pairs), encoding="utf-8"
     )
