@@ -105,17 +105,12 @@ def main() -> None:
             "samples_per_prompt": args.samples,
             "min_margin": 0.2,
             "params": {"max_tokens": 48, "temperature": 1.0, "top_p": 0.95},
+            "refusal_negatives": args.refusal_negatives,
+            "refusal_negatives_ratio": args.negatives_ratio,
         },
         "dpo": {"epochs": 2.0, "batch_size": 4, "learning_rate": 5e-5},
+        "context_prompt": args.context_prompt,
     }
-    if args.context_prompt:
-        config["context_prompt"] = True
-    # Only the options given go into the config, so runs made before they existed still resume.
-    if args.refusal_negatives:
-        preferences = config["preferences"]
-        preferences["refusal_negatives"] = True
-        if args.negatives_ratio is not None:
-            preferences["refusal_negatives_ratio"] = args.negatives_ratio
     oversight = "default: refusal detector → embedding-head"
     if args.review_judge is not None:
         hierarchy = default_oversight_config()

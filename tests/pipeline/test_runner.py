@@ -111,7 +111,7 @@ def test_changed_config_is_refused_unless_restarted(
     assert len(records) == 3 and {r["params"]["max_tokens"] for r in records} == {6}
 
 
-def _as_if_older_cai2(run: Any, store: RunStore, drop: str) -> None:
+def _as_if_older_cai2(run: Any, drop: str) -> None:
     """Rewrite a run's saved config and stage hash as a cai2 without ``drop`` would have."""
     import yaml
 
@@ -122,7 +122,7 @@ def _as_if_older_cai2(run: Any, store: RunStore, drop: str) -> None:
     del stage["config"][drop]
     hashed = {"stage": stage["stage"], "model": config["model"], "config": stage["config"]}
     (run.dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    store._update_stage(run.id, stage["id"], config_hash=config_hash(hashed))
+    run.stage(stage["id"]).set_config_hash(config_hash(hashed))
 
 
 def test_settings_added_by_a_newer_version_at_their_defaults_still_resume(
@@ -131,8 +131,7 @@ def test_settings_added_by_a_newer_version_at_their_defaults_still_resume(
     loader, made = counting_loader
     recipe = write_recipe(tmp_path, count=3)
     run = run_recipe(recipe, model_loader=loader)
-    store = RunStore(runs_dir)
-    _as_if_older_cai2(run, store, "system_prompt")
+    _as_if_older_cai2(run, "system_prompt")
 
     again = run_recipe(recipe, model_loader=loader)  # `system_prompt` is new, at its default
     assert len(made) == 1 and again.record.status is Status.DONE
@@ -146,12 +145,11 @@ def test_settings_added_by_a_newer_version_at_their_defaults_still_resume(
     assert len(made) == 1 and third.record.status is Status.DONE
 
     # A new setting the recipe sets away from its default is a real change.
-    _as_if_older_cai2(again, store, "system_prompt")
+    _as_if_older_cai2(again, "system_prompt")
     brief = "batch_size: 4\n      system_prompt: Be brief."
     recipe.write_text(recipe.read_text().replace("batch_size: 4", brief), encoding="utf-8")
     with pytest.raises(ConfigError, match="different config"):
         run_recipe(recipe, model_loader=loader)
-    store.close()
 
 
 def test_changed_prompt_file_is_refused_on_resume(

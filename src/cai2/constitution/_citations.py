@@ -102,9 +102,14 @@ def find_citations(
 
 
 def audit_citations(
-    replies: Iterable[str], constitution: str | Constitution = "cai-2.0", threshold: float = 0.8
+    replies: Iterable[str],
+    constitution: str | Constitution | dict[str, str] = "cai-2.0",
+    threshold: float = 0.8,
 ) -> dict[str, Any]:
     """How many ``replies`` quote a principle and how many of those quotes are real.
+
+    ``constitution`` is a name, a path, a loaded constitution, or the id → statement mapping of
+    :func:`principle_statements` (to audit many batches against one constitution loaded once).
 
     Returns:
         ``replies``; ``citing`` (replies quoting at least one rule); ``faithful`` (citing
@@ -113,7 +118,9 @@ def audit_citations(
         ``principles_cited`` (principle id → faithful quotes of it); ``invented_examples`` (the
         first three distinct invented quotes, for the report).
     """
-    statements = principle_statements(constitution)
+    statements = (
+        constitution if isinstance(constitution, dict) else principle_statements(constitution)
+    )
     total = citing = faithful = 0
     cited: Counter[str] = Counter()
     invented: list[str] = []

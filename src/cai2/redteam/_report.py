@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cai2.constitution import audit_citations
+from cai2.constitution import audit_citations, principle_statements
 from cai2.evals._report import _STYLE, _figure_png
 from cai2.evals._stats import Interval, proportion
 from cai2.redteam._attack import AttemptRecord
@@ -80,6 +80,7 @@ def summarise(
         return {k: v.model_dump(mode="json") for k, v in intervals.items()}
 
     rounds = sorted({r.round for r in records})
+    statements = principle_statements(constitution)
     return {
         "attempts": len(records),
         "not_judged": sum(r.p_violation is None for r in records),
@@ -97,7 +98,7 @@ def summarise(
         "coverage": principle_coverage(records, constitution),
         # Replies that quote "a principle I follow": is the quote from the constitution?
         "citations_by_round": {
-            str(k): audit_citations([r.response for r in records if r.round == k], constitution)
+            str(k): audit_citations([r.response for r in records if r.round == k], statements)
             for k in rounds
         },
         "strongest": [r.model_dump(mode="json") for r in strongest(records, examples)],
