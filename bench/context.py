@@ -7,10 +7,12 @@ trained on) and for latency at batch 1. The headline numbers are for the assesso
 (cascade on); the same heads with the cascade off (encoder on every prompt) are reported too.
 
 The assessor as shipped reads the whole MiniLM in ONNX Runtime (``DEFAULT_ENCODER``), whose
-embeddings equal the PyTorch model's. The cheaper variants (fewer layers, int8) are compared on the
-training split only: out-of-fold macro-F1 of heads fitted on each, and the encoder's batch-1 time
-on training prompts, timed round-robin (each prompt through every variant in turn) so that
-drifting load on the machine hits all variants alike.
+embeddings equal the PyTorch model's. The other variants (fewer layers, int8, and encoders
+fine-tuned on the training prompts) are compared on the training split: out-of-fold macro-F1 of
+heads fitted on each, and the encoder's batch-1 time on training prompts, timed round-robin (each
+prompt through every variant in turn) so that drifting load on the machine hits all variants
+alike. A fixed rule (``SELECTION_RULE``) picks one from that table; its test numbers are reported
+in ``rule_pick`` beside the default's.
 
 Targets (issue 3): risk_macro_f1 ≥ 0.85, high_critical_recall ≥ 0.95, advbench_medium_plus ≥ 0.95,
 p50_ms ≤ 5.
@@ -44,15 +46,32 @@ from cai2.context import (
     user_text,
 )
 from cai2.context._encoder import embed_one
+from cai2.context._finetune import fit_finetuned_assessor
 from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
+from cai2.home import cai2_home
 
 RESULTS = Path(__file__).parent / "results" / "context.json"
 TIERS = [t.value for t in RiskTier]
 LATENCY_PROMPTS = 300
 SELECTION_LATENCY_PROMPTS = 300
-CANDIDATES = [EncoderSpec(runtime="torch")] + [
-    EncoderSpec(layers=layers, int8=int8) for layers in (3, 4, 5, 6) for int8 in (False, True)
-]
+CANDIDATES = (
+    [EncoderSpec(runtime="torch")]
+    + [EncoderSpec(layers=layers, int8=int8) for layers in (3, 4, 5, 6) for int8 in (False, True)]
+    + [
+        EncoderSpec(layers=layers, int8=int8, finetuned=True)
+        for layers in (3, 4, 6)
+        for int8 in (False, True)
+    ]
+)
+SELECTION_RULE = (
+    "the candidate with the lowest encoder p50 on training prompts among those with out-of-fold "
+    "risk macro-F1 >= 0.85 and high+critical recall >= 0.97; the highest out-of-fold macro-F1 "
+    "when none qualifies (fixed before the test split was scored). Its test numbers are in "
+    "`rule_pick`; the headline fields are the shipped DEFAULT_ENCODER's"
+)
+
+FINETUNED_CACHE = cai2_home() / "context" / "bench"
+"""Where the fine-tuned candidates' graphs are written."""
 
 SECOND_ROUND = "second round"
 """Marker in the ``notes`` of prompts added in the second labelling round."""
@@ -94,6 +113,26 @@ def _time_batch1(assessor: ContextAssessor, prompts: list) -> dict[str, object]:
     }
 
 
+def _cpu() -> dict[str, object]:
+    """CPU model, family and the vector extensions int8 inference depends on (Linux only)."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return {"model_name": platform.processor()}
+    flags = set(info.get("flags", "").split())
+    return {
+        "model_name": info.get("model name"),
+        "family": info.get("cpu family"),
+        "model": info.get("model"),
+        "avx2": "avx2" in flags,
+        "avx512f": "avx512f" in flags,
+        "avx512_vnni": "avx512_vnni" in flags,
+    }
+
+
 def _tier_metrics(truth: list[str], predicted: list[str]) -> dict[str, object]:
     severe_truth = [t in ("high", "critical") for t in truth]
     severe_hit = [
@@ -116,17 +155,38 @@ def _tier_metrics(truth: list[str], predicted: list[str]) -> dict[str, object]:
     }
 
 
-def _encoder(spec: EncoderSpec, minilm: Any) -> Any:
-    return minilm if spec.runtime == "torch" else load_onnx_encoder(spec, encoder=minilm)
+def _fit(spec: EncoderSpec, minilm: Any, records: list[LabelledPrompt]) -> ContextAssessor:
+    """An assessor for ``spec`` trained on the train split (fine-tuning the encoder if asked)."""
+    if spec.finetuned:
+        return fit_finetuned_assessor(minilm, spec, records, cache_dir=FINETUNED_CACHE)
+    encoder = minilm if spec.runtime == "torch" else load_onnx_encoder(spec, encoder=minilm)
+    return ContextAssessor.fit(encoder, records)
 
 
-def _encoder_candidates(minilm: Any, train: list[LabelledPrompt]) -> list[dict[str, object]]:
+def _select(rows: list[dict[str, Any]]) -> str:
+    """The encoder label chosen by :data:`SELECTION_RULE` from the candidate rows."""
+    qualified = [
+        row
+        for row in rows
+        if row["oof_risk_macro_f1"] >= 0.85 and row["oof_high_critical_recall"] >= 0.97
+    ]
+    if qualified:
+        return str(min(qualified, key=lambda row: row["encoder_p50_ms"])["encoder"])
+    return str(max(rows, key=lambda row: row["oof_risk_macro_f1"])["encoder"])
+
+
+def _encoder_candidates(
+    minilm: Any, records: list[LabelledPrompt]
+) -> tuple[list[dict[str, Any]], dict[str, ContextAssessor]]:
     """Out-of-fold accuracy and round-robin batch-1 encoder time of every candidate encoder."""
-    encoders = [_encoder(spec, minilm) for spec in CANDIDATES]
-    rows: list[dict[str, object]] = []
-    for spec, encoder in zip(CANDIDATES, encoders, strict=True):
+    train = [r for r in records if r.split == "train"]
+    rows: list[dict[str, Any]] = []
+    assessors: dict[str, ContextAssessor] = {}
+    for spec in CANDIDATES:
         start = time.perf_counter()
-        meta = ContextAssessor.fit(encoder, train).heads.meta
+        assessor = _fit(spec, minilm, records)
+        assessors[spec.label] = assessor
+        meta = assessor.heads.meta
         rows.append(
             {
                 "encoder": spec.label,
@@ -138,6 +198,7 @@ def _encoder_candidates(minilm: Any, train: list[LabelledPrompt]) -> list[dict[s
         )
         print(json.dumps(rows[-1]), flush=True)
     torch.set_num_threads(1)
+    encoders = [assessor.encoder for assessor in assessors.values()]
     texts = [user_text(r.conversation) for r in train[:SELECTION_LATENCY_PROMPTS]]
     times: list[list[float]] = [[] for _ in encoders]
     for text in texts[:5]:
@@ -151,7 +212,7 @@ def _encoder_candidates(minilm: Any, train: list[LabelledPrompt]) -> list[dict[s
     torch.set_num_threads(2)
     for row, timings in zip(rows, times, strict=True):
         row["encoder_p50_ms"] = round(statistics.median(timings), 3)
-    return rows
+    return rows, assessors
 
 
 def main() -> int:
@@ -160,12 +221,14 @@ def main() -> int:
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test"]
     minilm = load_sentence_encoder()
-    candidates = _encoder_candidates(minilm, train)
-    encoder = _encoder(DEFAULT_ENCODER, minilm)
-
-    start = time.perf_counter()
-    assessor = ContextAssessor.fit(encoder, records)  # uses the train split only
-    fit_seconds = time.perf_counter() - start
+    candidates, assessors = _encoder_candidates(minilm, records)
+    pick = _select(candidates)
+    # The headline numbers are the shipped default's (trained on the train split only).
+    assessor = assessors[DEFAULT_ENCODER.label]
+    encoder = assessor.encoder
+    fit_seconds = next(
+        row["fit_seconds"] for row in candidates if row["encoder"] == DEFAULT_ENCODER.label
+    )
 
     test_conversations: list[Any] = [r.conversation for r in test]
     contexts = assessor.assess_batch(test_conversations)
@@ -222,6 +285,25 @@ def main() -> int:
     cascade_latency = _time_batch1(assessor, latency_prompts)
     full_latency = _time_batch1(no_cascade, latency_prompts)  # the same prompts
 
+    # The selection rule's pick, measured the same way and reported beside the default.
+    picked = assessors[pick]
+    pick_metrics = _tier_metrics(
+        truth, [c.risk.value for c in picked.assess_batch(test_conversations)]
+    )
+    pick_advbench = [c.risk.rank >= 1 for c in picked.assess_batch(advbench)]
+    pick_latency = _time_batch1(picked, latency_prompts)
+    rule_pick = {
+        "encoder": pick,
+        "risk_macro_f1": pick_metrics["macro_f1"],
+        "high_critical_recall": pick_metrics["high_critical_recall"],
+        "advbench_medium_plus": round(sum(pick_advbench) / len(pick_advbench), 4),
+        "p50_ms": pick_latency["p50_ms"],
+        "p50_cpu_ms": pick_latency["p50_cpu_ms"],
+        "fast_share": pick_latency["fast_share"],
+        "per_tier_f1": pick_metrics["per_tier_f1"],
+        "confusion": pick_metrics["confusion"],
+    }
+
     result = {
         "risk_macro_f1": full["macro_f1"],
         "high_critical_recall": full["high_critical_recall"],
@@ -239,8 +321,10 @@ def main() -> int:
         "latency_torch_threads": 1,
         "latency_onnx_threads": 1,
         "encoder": DEFAULT_ENCODER.label,
+        "rule_pick": rule_pick,
         "encoder_candidates": {
             "split": "train (out-of-fold F1; encoder-only batch-1 time, round-robin)",
+            "selection_rule": SELECTION_RULE,
             "timing_prompts": SELECTION_LATENCY_PROMPTS,
             "rows": candidates,
         },
@@ -292,6 +376,7 @@ def main() -> int:
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
+            "cpu": _cpu(),
             "torch_threads_for_accuracy": 2,
         },
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -16,8 +16,13 @@ import pytest
 import cai2.context._default as default_module
 from cai2.context import (
     ContextAssessor,
+    EncoderSpec,
     load_sentence_encoder,
 )
+
+FROZEN_SPEC = EncoderSpec(layers=6)
+"""The spec the ``trained_home`` fixtures pretend is the default: heads on a frozen encoder (the
+tiny one stands in for it); ``test_finetune.py`` covers the fine-tuned default."""
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +46,7 @@ def trained_home(
     messages: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CAI2_HOME", str(home))
+        patch.setattr(default_module, "DEFAULT_ENCODER", FROZEN_SPEC)
         patch.setattr(default_module, "load_context_encoder", lambda spec: tiny_encoder)
         patch.setattr(default_module, "_default", {})
         assessor = default_module.load_default_assessor(progress=messages.append)
@@ -55,6 +61,7 @@ def use_trained_home(
 ) -> Path:
     """Point cai2 at :func:`trained_home` with a cold in-memory memo (as in a new process)."""
     monkeypatch.setenv("CAI2_HOME", str(trained_home[0]))
+    monkeypatch.setattr(default_module, "DEFAULT_ENCODER", FROZEN_SPEC)
     monkeypatch.setattr(default_module, "load_context_encoder", lambda spec: tiny_encoder)
     monkeypatch.setattr(default_module, "_default", {})
     return trained_home[0]

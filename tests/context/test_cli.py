@@ -50,3 +50,5 @@ def test_assess_bad_input_exits_2(
     bad.write_text("[{")
     assert main(["assess", "--conversation", str(bad)]) == 2
     assert "bad.json:1: malformed JSON" in capsys.readouterr().err
+    assert main(["assess", "hello", "--encoder", "onnx-l4-int4"]) == 2
+    assert "unknown encoder 'onnx-l4-int4'" in capsys.readouterr().err

@@ -102,7 +102,12 @@ def test_assessor_records_the_encoder_and_refuses_mismatched_heads(
     encoder = _onnx(tiny_encoder, tmp_path, layers=1, int8=True)
     assert StaticEmbedder.from_encoder(encoder) is not None  # the cascade's fast path still works
     assessor = ContextAssessor.fit(encoder, dataset, folds=2, c_grid=(4.0,))
-    assert assessor.heads.meta["encoder"] == {"layers": 1, "int8": True, "runtime": "onnx"}
+    assert assessor.heads.meta["encoder"] == {
+        "layers": 1,
+        "int8": True,
+        "runtime": "onnx",
+        "finetuned": False,
+    }
     assert assessor.heads.fast_fitted
     context = assessor.assess("How do I reset my router password?")
     assert context.risk.value in ("low", "medium", "high", "critical")

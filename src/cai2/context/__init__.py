@@ -30,6 +30,7 @@ from cai2.context._encoder import (
     sentence_encoder_dir,
     verify_sentence_encoder,
 )
+from cai2.context._finetune import FinetuneSettings, finetune_encoder, fit_finetuned_assessor
 from cai2.context._llm import LLMRiskAssessor
 from cai2.context._onnx import (
     DEFAULT_ENCODER,
@@ -50,6 +51,7 @@ __all__ = [
     "ContextAssessor",
     "EncoderSpec",
     "Evidence",
+    "FinetuneSettings",
     "FittedHeads",
     "LLMRiskAssessor",
     "LabelledPrompt",
@@ -67,6 +69,8 @@ __all__ = [
     "dataset_fingerprint",
     "default_dataset_path",
     "embed_texts",
+    "finetune_encoder",
+    "fit_finetuned_assessor",
     "heads_cache_path",
     "load_context_dataset",
     "load_context_encoder",

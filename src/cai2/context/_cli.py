@@ -43,15 +43,25 @@ def assess_command(
         str | None,
         typer.Option("--llm", help="Also ask this model (a spec such as `openai:URL#model`)."),
     ] = None,
+    encoder: Annotated[
+        str | None,
+        typer.Option(
+            "--encoder",
+            help="Encoder variant, e.g. onnx-l4-int8-ft (fine-tuned: minutes to train on first "
+            "use); the default's when omitted. docs/context.md compares them.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Assess TEXT: risk tier, domains and complexity, with the evidence and the active layers."""
     from cai2.context._default import load_default_assessor
+    from cai2.context._onnx import EncoderSpec
 
     subject = _subject(text, conversation)
+    spec = EncoderSpec.from_label(encoder) if encoder else None
     status = err_console.status("loading the context assessor", spinner="dots")
     with status:
-        assessor = load_default_assessor(progress=lambda message: status.update(message))
+        assessor = load_default_assessor(progress=lambda message: status.update(message), spec=spec)
     if llm:
         from cai2.context._assessor import ContextAssessor
         from cai2.context._llm import LLMRiskAssessor

@@ -23,6 +23,7 @@ import copy
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -53,17 +54,22 @@ class EncoderSpec:
         int8: Dynamically quantised int8 weights (ONNX Runtime) instead of float32.
         runtime: ``"onnx"`` (ONNX Runtime) or ``"torch"`` (the ``SentenceTransformer`` itself; only
             with all 6 layers and float32, the encoder of heads trained before this option existed).
+        finetuned: The transformer blocks were fine-tuned on the labelled training prompts
+            (:mod:`cai2.context._finetune`) before export; only with the onnx runtime.
     """
 
     layers: int = 6
     int8: bool = False
     runtime: str = "onnx"
+    finetuned: bool = False
 
     def __post_init__(self) -> None:
         if self.runtime not in ("onnx", "torch"):
             raise ConfigError(f"encoder runtime must be 'onnx' or 'torch', got {self.runtime!r}")
         if not 1 <= self.layers <= 6:
             raise ConfigError(f"encoder layers must be between 1 and 6, got {self.layers}")
+        if self.runtime == "torch" and self.finetuned:
+            raise ConfigError("a fine-tuned encoder runs in ONNX Runtime; use runtime 'onnx'")
         if self.runtime == "torch" and (self.layers != 6 or self.int8):
             raise ConfigError(
                 "the torch runtime runs the whole float32 model; use runtime 'onnx' for "
@@ -72,14 +78,37 @@ class EncoderSpec:
 
     @property
     def label(self) -> str:
-        """Short name, e.g. ``onnx-l4-int8``."""
+        """Short name, e.g. ``onnx-l4-int8`` (``-ft`` appended when fine-tuned)."""
         if self.runtime == "torch":
             return "torch-l6-fp32"
-        return f"onnx-l{self.layers}-{'int8' if self.int8 else 'fp32'}"
+        suffix = "-ft" if self.finetuned else ""
+        return f"onnx-l{self.layers}-{'int8' if self.int8 else 'fp32'}{suffix}"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (stored in the heads' metadata)."""
-        return {"layers": self.layers, "int8": self.int8, "runtime": self.runtime}
+        return {
+            "layers": self.layers,
+            "int8": self.int8,
+            "runtime": self.runtime,
+            "finetuned": self.finetuned,
+        }
+
+    @classmethod
+    def from_label(cls, label: str) -> EncoderSpec:
+        """Inverse of :attr:`label`, e.g. ``onnx-l4-int8-ft`` or ``torch-l6-fp32``."""
+        if label == "torch-l6-fp32":
+            return cls(runtime="torch")
+        match = re.fullmatch(r"onnx-l(\d+)-(fp32|int8)(-ft)?", label)
+        if match is None:
+            raise ConfigError(
+                f"unknown encoder {label!r}: expected onnx-l<layers>-<fp32|int8>[-ft] "
+                "(e.g. onnx-l6-fp32, onnx-l4-int8-ft) or torch-l6-fp32"
+            )
+        return cls(
+            layers=int(match.group(1)),
+            int8=match.group(2) == "int8",
+            finetuned=match.group(3) is not None,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> EncoderSpec:
@@ -87,15 +116,19 @@ class EncoderSpec:
         if data is None:
             return cls(runtime="torch")
         return cls(
-            layers=int(data["layers"]), int8=bool(data["int8"]), runtime=str(data["runtime"])
+            layers=int(data["layers"]),
+            int8=bool(data["int8"]),
+            runtime=str(data["runtime"]),
+            finetuned=bool(data.get("finetuned", False)),
         )
 
 
 DEFAULT_ENCODER = EncoderSpec(layers=6, int8=False)
 """The default assessor's encoder: the whole float32 model in ONNX Runtime. Its embeddings equal the
-``SentenceTransformer``'s (to ~1e-7), so it changes no prediction, only the time. Fewer layers and
-int8 are faster, but the one variant measured on the held-out split (4 layers, int8) lost
-high+critical recall (``bench/context.py``, ``docs/context.md``)."""
+``SentenceTransformer``'s (to ~1e-7), so it changes no prediction, only the time. Fewer layers, int8
+and fine-tuning are faster or score higher out-of-fold, but the two variants measured on the
+held-out split (4 layers int8, frozen and fine-tuned) lost high+critical recall there
+(``bench/context.py``, ``docs/context.md``)."""
 
 
 def encoder_spec(encoder: Any) -> EncoderSpec | None:
@@ -325,6 +358,11 @@ def load_onnx_encoder(
 
     if spec.runtime != "onnx":
         raise ConfigError(f"load_onnx_encoder needs an onnx spec, got {spec.label}")
+    if spec.finetuned and (encoder is None or weights_id is None):
+        raise ConfigError(
+            f"{spec.label} is a fine-tuned encoder: pass the fine-tuned model and its weights_id "
+            "(cai2.context.fit_finetuned_assessor builds both)"
+        )
     source = encoder if encoder is not None else load_sentence_encoder()
     first = source[0]
     tokenizer, transformer = first.tokenizer, first.auto_model
@@ -342,4 +380,9 @@ def load_context_encoder(spec: EncoderSpec = DEFAULT_ENCODER) -> Any:
     else an :class:`OnnxEncoder` (exported and cached on first use)."""
     if spec.runtime == "torch":
         return load_sentence_encoder()
+    if spec.finetuned:
+        raise ConfigError(
+            f"{spec.label} is fine-tuned on a labelled set; load it with its heads "
+            "(load_default_assessor) or train one with fit_finetuned_assessor"
+        )
     return load_onnx_encoder(spec)

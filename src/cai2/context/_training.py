@@ -117,6 +117,12 @@ def tune_decision(
     return thresholds, best[0], recall
 
 
+def fold_splits(train: Sequence[LabelledPrompt], folds: int, seed: int) -> list[Any]:
+    """The (train indices, validation indices) of each group-aware, tier-stratified fold."""
+    labels = np.array([e.risk.rank for e in train])
+    return _folds(labels, [e.group or e.id for e in train], folds, seed)
+
+
 def _folds(labels: np.ndarray, groups: Sequence[str], folds: int, seed: int) -> list[Any]:
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -213,11 +219,17 @@ def fit_heads(
     progress: Callable[[str], None],
     c_grid: Sequence[float] = C_GRID,
     static: np.ndarray | None = None,
+    fold_embeddings: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> FittedHeads:
     """Fit the risk, domain and complexity heads; see :meth:`ContextAssessor.fit`.
 
     With ``static`` (static token embeddings of the training prompts) it also fits the fast heads
     of the cascade and tunes the cascade threshold out-of-fold; without, the cascade is off.
+
+    ``fold_embeddings`` gives, per fold of :func:`fold_splits` (same ``folds`` and ``seed``), the
+    embeddings of that fold's training and validation prompts, for an encoder that was itself
+    trained on the fold's training part (:mod:`cai2.context._finetune`); by default every fold
+    reads ``embeddings``.
     """
     from sklearn.linear_model import LogisticRegression, Ridge
 
@@ -241,14 +253,18 @@ def fit_heads(
         ]
     )
     splits = _folds(labels, groups, folds, seed)
+    if fold_embeddings is None:
+        fold_embeddings = [(embeddings[t], embeddings[v]) for t, v in splits]
+    elif len(fold_embeddings) != len(splits):
+        raise DataError(f"{len(fold_embeddings)} fold embeddings for {len(splits)} folds")
     # Per fold, the TF-IDF vocabulary is learnt from that fold's training part only.
     fold_features = []
-    for train_index, valid_index in splits:
+    for (train_index, valid_index), (train_e, valid_e) in zip(splits, fold_embeddings, strict=True):
         vectorizer = make_vectorizer().fit([texts[i] for i in train_index])
         fold_features.append(
             (
-                _features(vectorizer, [texts[i] for i in train_index], embeddings[train_index]),
-                _features(vectorizer, [texts[i] for i in valid_index], embeddings[valid_index]),
+                _features(vectorizer, [texts[i] for i in train_index], train_e),
+                _features(vectorizer, [texts[i] for i in valid_index], valid_e),
             )
         )
 
