@@ -8,14 +8,17 @@ from cai2.embeddings import example_split, load_examples, split_counts, split_ex
 from cai2.errors import DataError
 
 
-def test_builtin_set_has_30_pairs_per_principle_on_both_sides() -> None:
+def test_builtin_set_has_paired_examples_for_every_principle() -> None:
     examples = load_examples()
     counts = split_counts(examples)
     assert len(counts) == 8
     for principle, per_split in counts.items():
+        # honest.accuracy has 100 prompts (70 added so its held-out AUROC rests on more than 7
+        # pairs); the others have 30.
+        expected = 100 if principle == "honest.accuracy" else 30
         for side in ("compliant", "violating"):
             total = sum(per_split[s].get(side, 0) for s in per_split)
-            assert total == 30, (principle, side)
+            assert total == expected, (principle, side)
         # Every split has both sides, so layer choice, calibration and held-out AUROC can run.
         for split, sides in per_split.items():
             assert sides.get("compliant", 0) >= 2 and sides.get("violating", 0) >= 2, split

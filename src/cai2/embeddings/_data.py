@@ -1,7 +1,8 @@
 """Labelled examples of principle compliance and violation, and their fixed split.
 
 The built-in set (``cai2/data/embeddings/examples.jsonl``) is written by the project: for each of
-eight principles of ``cai-2.0``, 30 prompts each answered once in a way that follows the principle
+eight principles of ``cai-2.0``, 30 prompts each (100 for ``honest.accuracy``, whose true and
+false facts are the hardest to tell apart) answered once in a way that follows the principle
 (``violates: false``) and once in a way that breaks it (``violates: true``).
 
 Examples are split once into ``train`` (50%), ``val`` (20%) and ``test`` (30%) by a hash of the
