@@ -327,6 +327,7 @@ class ContextAssessor:
         progress: Progress | None = None,
         meta: dict[str, Any] | None = None,
         c_grid: Sequence[float] | None = None,
+        fold_embeddings: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> ContextAssessor:
         """Train the heads on the ``train`` split of ``examples`` (``test`` rows are ignored).
 
@@ -339,6 +340,10 @@ class ContextAssessor:
             progress: Called with a short message at each step.
             meta: Extra metadata stored with the heads (e.g. dataset and encoder hashes).
             c_grid: Inverse regularisation strengths to try for the risk head.
+            fold_embeddings: Per out-of-fold pass, the embeddings of that fold's training and
+                validation prompts from an encoder trained on the fold's training part only
+                (:func:`cai2.context.fit_finetuned_assessor` passes them); ``encoder``'s own by
+                default.
 
         Raises:
             DataError: if there are too few training examples or a tier has none.
@@ -361,6 +366,7 @@ class ContextAssessor:
             progress=say,
             c_grid=c_grid or C_GRID,
             static=static_embedder.embed(texts) if static_embedder is not None else None,
+            fold_embeddings=fold_embeddings,
         )
         spec = encoder_spec(encoder)
         if spec is not None:

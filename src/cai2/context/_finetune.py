@@ -30,9 +30,8 @@ import numpy as np
 
 from cai2.context._assessor import ContextAssessor
 from cai2.context._dataset import LabelledPrompt, user_text
-from cai2.context._encoder import StaticEmbedder, embed_texts
+from cai2.context._encoder import embed_texts
 from cai2.context._onnx import EncoderSpec, OnnxEncoder, load_onnx_encoder
-from cai2.context._rules import RULES
 from cai2.errors import ConfigError, DataError
 
 Progress = Callable[[str], None]
@@ -207,7 +206,7 @@ def fit_finetuned_assessor(
         settings: Fine-tuning hyperparameters.
         target_recall, folds, seed, progress, meta, c_grid: As for :meth:`ContextAssessor.fit`.
     """
-    from cai2.context._training import C_GRID, fit_heads, fold_splits
+    from cai2.context._training import fold_splits
 
     if not spec.finetuned:
         raise ConfigError(
@@ -239,23 +238,14 @@ def fit_finetuned_assessor(
     say(f"fine-tuning the encoder on all {len(texts)} training prompts")
     model = finetune_encoder(base, texts, labels, layers=spec.layers, settings=settings)
     encoder = finetuned_onnx_encoder(model, spec, cache_dir)
-    say(f"embedding {len(texts)} training prompts")
-    embeddings = embed_texts(encoder, texts)
-    static = StaticEmbedder.from_encoder(encoder)
-    heads = fit_heads(
+    return ContextAssessor.fit(
+        encoder,
         train,
-        embeddings,
         target_recall=target_recall,
         folds=folds,
         seed=seed,
-        rules=RULES,
         progress=say,
-        c_grid=c_grid or C_GRID,
-        static=static.embed(texts) if static is not None else None,
+        meta={"encoder_file": encoder.path.name, "finetune": asdict(settings), **(meta or {})},
+        c_grid=c_grid,
         fold_embeddings=fold_embeddings,
     )
-    heads.meta["encoder"] = spec.as_dict()
-    heads.meta["encoder_file"] = encoder.path.name
-    heads.meta["finetune"] = asdict(settings)
-    heads.meta.update(meta or {})
-    return ContextAssessor(encoder, heads)
