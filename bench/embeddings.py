@@ -225,6 +225,8 @@ def main() -> int:
             "alpha": runs["ungated"].chosen.alpha,
             "alpha_rule": alpha_rule,
             "validation": [p.__dict__ for p in runs["ungated"].points],
+            "test_off": off.__dict__,
+            "test": ungated.__dict__,
             "max_tokens": args.max_tokens,
             "examples": runs["ungated"].examples,
         },

@@ -7,7 +7,7 @@ import pytest
 from cai2.embeddings import ConstitutionalEmbeddings, load_examples, train_embeddings
 from cai2.models import HFChatModel, load_model
 
-PRINCIPLES = ("harmless.no_serious_harm", "harmless.no_crime_facilitation", "honest.accuracy")
+PRINCIPLES = ("harmless.no_serious_harm", "harmless.no_crime_facilitation", "honest.calibration")
 
 
 @pytest.fixture(scope="session")

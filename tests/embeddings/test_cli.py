@@ -26,7 +26,7 @@ def test_train_eval_steer_end_to_end(tmp_path: Path) -> None:
             "--principle",
             CRIME,
             "--principle",
-            "honest.accuracy",
+            "honest.calibration",
             "--out",
             str(out),
         ],
@@ -35,12 +35,12 @@ def test_train_eval_steer_end_to_end(tmp_path: Path) -> None:
     assert out.is_file() and out.with_suffix(".json").is_file()
     assert "saved" in result.output
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert [p["principle"] for p in meta["principles"]] == [CRIME, "honest.accuracy"]
+    assert [p["principle"] for p in meta["principles"]] == [CRIME, "honest.calibration"]
 
     result = runner.invoke(APP, ["embed", "eval", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [p["principle"] for p in report["principles"]] == [CRIME, "honest.accuracy"]
+    assert [p["principle"] for p in report["principles"]] == [CRIME, "honest.calibration"]
     assert report["split"] == "test"
     assert report["min_principle_auroc"] <= report["mean_principle_auroc"]
     assert all(p["n_compliant"] > 0 and p["n_violating"] > 0 for p in report["principles"])

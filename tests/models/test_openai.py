@@ -66,14 +66,16 @@ class ScriptedServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 time.sleep(server.delay)
+                # Counted out before the reply goes: once the client has it, it may send its next
+                # request, which must not overlap this one in the count.
+                with server._lock:
+                    server.in_flight -= 1
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
-                with server._lock:
-                    server.in_flight -= 1
 
             def log_message(self, *args: object) -> None:
                 pass
