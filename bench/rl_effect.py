@@ -82,6 +82,11 @@ def main() -> None:
         type=Path,
         help="Runs dir of an earlier run whose sampled replies this run reuses.",
     )
+    parser.add_argument(
+        "--dpo-beta", type=float, help="DPO β (default: DPOSettings', 0.1); higher stays closer."
+    )
+    parser.add_argument("--dpo-epochs", type=float, default=2.0, help="DPO passes over the pairs.")
+    parser.add_argument("--dpo-lr", type=float, default=5e-5, help="DPO peak learning rate.")
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-rl-runs"))
     parser.add_argument("--out", type=Path, default=RESULTS, help="Result file.")
     args = parser.parse_args()
@@ -97,6 +102,13 @@ def main() -> None:
     start = cached_rates(args.start, harmful, benign, params, cache, args.context_prompt)
     print("start:", {k: v for k, v in start.items() if k != "examples"}, flush=True)
 
+    dpo: dict[str, float] = {
+        "epochs": args.dpo_epochs,
+        "batch_size": 4,
+        "learning_rate": args.dpo_lr,
+    }
+    if args.dpo_beta is not None:  # only when given, so default runs keep their config hash
+        dpo["beta"] = args.dpo_beta
     config = {
         "prompts": ["redteam", "helpful"],
         "limit_per_set": args.per_set,
@@ -108,7 +120,7 @@ def main() -> None:
             "refusal_negatives": args.refusal_negatives,
             "refusal_negatives_ratio": args.negatives_ratio,
         },
-        "dpo": {"epochs": 2.0, "batch_size": 4, "learning_rate": 5e-5},
+        "dpo": dpo,
         "context_prompt": args.context_prompt,
     }
     oversight = "default: refusal detector → embedding-head"
@@ -152,6 +164,7 @@ def main() -> None:
         "refusal_negatives_ratio": args.negatives_ratio,
         "eval_split": args.eval_split,
         "context_prompt": args.context_prompt,
+        "dpo": dpo,
         "samples_from": None if args.samples_from is None else str(args.samples_from),
         "judge": "refusal-prefix (cai2.judges.RefusalJudge); second column: embedding-head",
         "start_harm_rate": start["harm_rate"],

@@ -61,8 +61,8 @@ def load_default_assessor(
 ) -> ContextAssessor:
     """The MiniLM assessor trained on the ``train`` split of the labelled set (cached).
 
-    It reads :data:`DEFAULT_ENCODER` embeddings: MiniLM run in ONNX Runtime, with the layers,
-    quantisation and fine-tuning that spec names.
+    It reads the embeddings of ``spec`` (:data:`DEFAULT_ENCODER` unless given): MiniLM run in ONNX
+    Runtime, with the layers, quantisation and fine-tuning that spec names.
 
     The first call in a fresh ``cai2_home()`` trains the assessor (seconds with a frozen encoder,
     a few minutes when the encoder is fine-tuned, with a message per step) and saves the heads as

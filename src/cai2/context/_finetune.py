@@ -1,13 +1,13 @@
 """Fine-tuning MiniLM's transformer blocks on the labelled prompts before the heads are fitted.
 
-Frozen MiniLM embeddings place a request by its topic more than by its risk: "how do I pick a
-lock on my own shed" and "how do I get into my neighbour's house" sit close together. A short
+MiniLM was trained for semantic similarity, not for risk, so a harmful request and a harmless one
+on the same topic can sit close together in its embedding space. A short
 contrastive step (the SetFit recipe: Tunstall et al. 2022, "Efficient Few-Shot Learning Without
 Prompts", arXiv:2209.11055) moves prompts of the same tier together and prompts of different tiers
 apart before the same linear heads are fitted on the new embeddings. The loss is
 sentence-transformers' batch semi-hard triplet loss (Schroff et al. 2015, FaceNet) over batches
-drawn by tier label; out-of-fold on the training split it scored as well as the batch-all loss and
-better than the batch-hard one (``docs/context.md``).
+drawn by tier label; in out-of-fold side experiments on the training split it scored at least as
+well as the batch-all loss and better than the batch-hard one (not in the results file).
 
 The token-embedding table stays frozen, so the cascade's static fast path (which averages that
 table) reads the same vectors as before. For honest out-of-fold predictions (the regularisation,
