@@ -26,12 +26,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cai2.context._assessor import ContextAssessor
 from cai2.context._dataset import LabelledPrompt, user_text
 from cai2.context._encoder import embed_texts
-from cai2.context._onnx import EncoderSpec, OnnxEncoder, load_onnx_encoder
+from cai2.context._onnx import EncoderSpec, OnnxEncoder, load_onnx_encoder, open_onnx_encoder
 from cai2.errors import ConfigError, DataError
 
 Progress = Callable[[str], None]
@@ -95,13 +93,12 @@ def finetune_encoder(
         SentenceTransformerTrainingArguments,
     )
     from sentence_transformers.losses import BatchSemiHardTripletLoss
+    from sentence_transformers.training_args import BatchSamplers
     from transformers.trainer_callback import PrinterCallback
 
     class _QuietTrainer(SentenceTransformerTrainer):
         def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
             """No model card is written, so its data (and its progress bar) are skipped."""
-
-    from sentence_transformers.training_args import BatchSamplers
 
     if len(texts) != len(labels):
         raise DataError(f"{len(texts)} texts but {len(labels)} labels")
@@ -167,15 +164,7 @@ def open_finetuned_encoder(path: Path, spec: EncoderSpec, base: Any) -> OnnxEnco
     """A saved fine-tuned graph at ``path``, with ``base``'s tokenizer and (frozen) token table."""
     if not path.exists():
         raise ConfigError(f"the fine-tuned encoder {path} is missing; delete its heads to retrain")
-    first = base[0]
-    table = first.auto_model.get_input_embeddings().weight.detach().cpu().numpy()
-    return OnnxEncoder(
-        path,
-        first.tokenizer,
-        table.astype(np.float32),
-        spec,
-        max_length=int(first.max_seq_length),
-    )
+    return open_onnx_encoder(path, spec, base)
 
 
 def fit_finetuned_assessor(

@@ -371,8 +371,18 @@ def load_onnx_encoder(
     path = directory / f"minilm-{spec.label}-{key}.onnx"
     if not path.exists():
         export_onnx(transformer, tokenizer, spec, path)
-    table = transformer.get_input_embeddings().weight.detach().cpu().numpy().astype(np.float32)
-    return OnnxEncoder(path, tokenizer, table, spec, max_length=int(first.max_seq_length))
+    return open_onnx_encoder(path, spec, source)
+
+
+def open_onnx_encoder(path: Path, spec: EncoderSpec, source: Any) -> OnnxEncoder:
+    """The exported graph at ``path`` with the tokenizer, input token table and maximum length of
+    ``source``, the ``SentenceTransformer`` it was exported from (or one with the same tokenizer
+    and token table, as for a fine-tuned graph whose table stayed frozen)."""
+    first = source[0]
+    table = first.auto_model.get_input_embeddings().weight.detach().cpu().numpy()
+    return OnnxEncoder(
+        path, first.tokenizer, table.astype(np.float32), spec, max_length=int(first.max_seq_length)
+    )
 
 
 def load_context_encoder(spec: EncoderSpec = DEFAULT_ENCODER) -> Any:
