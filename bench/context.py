@@ -14,6 +14,11 @@ prompt through every variant in turn) so that drifting load on the machine hits 
 alike. A fixed rule (``SELECTION_RULE``) picks one from that table; its test numbers are reported
 in ``rule_pick`` beside the default's.
 
+The test split is the third labelling round's (2026-11-29), written after the first test split had
+been used for three encoder choices; that first split is now part of the training split. Fixed
+before this split was scored: the headline numbers are the shipped ``DEFAULT_ENCODER``'s, and the
+rule's pick is reported beside them, not swapped in.
+
 Targets (issue 3): risk_macro_f1 ≥ 0.85, high_critical_recall ≥ 0.95, advbench_medium_plus ≥ 0.95,
 p50_ms ≤ 5.
 """
@@ -75,6 +80,12 @@ FINETUNED_CACHE = cai2_home() / "context" / "bench"
 
 SECOND_ROUND = "second round"
 """Marker in the ``notes`` of prompts added in the second labelling round."""
+
+THIRD_ROUND = "third round"
+"""Marker in the ``notes`` of the third round: the fresh test split of 2026-11-29."""
+
+RETIRED_TEST = "held out as the test split until"
+"""Marker in the ``notes`` of the first test split's prompts, trained on since the third round."""
 
 
 def _is_fast(context: object) -> bool:
@@ -242,11 +253,6 @@ def main() -> int:
     no_cascade_metrics = _tier_metrics(
         truth, [c.risk.value for c in no_cascade.assess_batch(test_conversations)]
     )
-    # The test prompts of the first labelling round only (comparable with earlier runs).
-    first_round = [i for i, r in enumerate(test) if SECOND_ROUND not in (r.notes or "")]
-    first_round_metrics = _tier_metrics(
-        [truth[i] for i in first_round], [predicted[i] for i in first_round]
-    )
 
     # Ablations on the same test split: heads without rules, and the majority-class baseline.
     heads_only = ContextAssessor(encoder, assessor.heads, rules=())
@@ -342,12 +348,6 @@ def main() -> int:
             k: no_cascade_metrics[k]
             for k in ("macro_f1", "high_critical_recall", "per_tier_f1", "confusion")
         },
-        "first_round_test_only": {
-            "n": len(first_round),
-            **{
-                k: first_round_metrics[k] for k in ("macro_f1", "high_critical_recall", "confusion")
-            },
-        },
         "per_tier_f1": full["per_tier_f1"],
         "confusion_matrix": {"labels": TIERS, "rows_true_cols_predicted": full["confusion"]},
         "advbench_high_plus": round(advbench_high_plus, 4),
@@ -368,7 +368,9 @@ def main() -> int:
             "test_by_tier": dict(Counter(truth)),
             "test_multi_turn": sum(r.messages is not None for r in test),
             "second_round_added": sum(SECOND_ROUND in (r.notes or "") for r in records),
-            "second_round_test": len(test) - len(first_round),
+            "third_round_added": sum(THIRD_ROUND in (r.notes or "") for r in records),
+            "third_round_test": sum(THIRD_ROUND in (r.notes or "") for r in test),
+            "former_test_trained_on": sum(RETIRED_TEST in (r.notes or "") for r in train),
         },
         "training": {"seconds": round(fit_seconds, 2), **assessor.heads.meta},
         "decision_thresholds": assessor.heads.decision.__dict__,

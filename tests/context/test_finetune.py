@@ -35,8 +35,11 @@ QUICK = FinetuneSettings(epochs=5.0, learning_rate=3e-3, batch_size=32)
 
 
 def _train(dataset: list[LabelledPrompt], n: int | None = None) -> list[LabelledPrompt]:
+    """The training split, or its first ``n // 4`` prompts of each tier."""
     rows = [r for r in dataset if r.split == "train"]
-    return rows[:n] if n else rows
+    if not n:
+        return rows
+    return [r for tier in range(4) for r in [r for r in rows if r.risk.rank == tier][: n // 4]]
 
 
 def _separation(vectors: np.ndarray, labels: np.ndarray) -> float:
