@@ -1,0 +1,64 @@
+"""How often the explicit context rules fire, per labelling round and tier → context_rules.json.
+
+The rules in ``cai2.context._rules`` match phrasings ("how do I make sarin"). They were written
+while the first two labelling rounds existed; the third round (the test split since 2026-11-29)
+was written afterwards. Comparing how often they fire on each part of the set shows whether they
+generalise to prompts written without them in view. No model is involved; the numbers are exact.
+
+Run: ``python bench/context_rules.py`` (seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cai2.context import LabelledPrompt, RiskTier, load_context_dataset
+from cai2.context._rules import apply_rules
+
+RESULTS = Path(__file__).parent / "results" / "context_rules.json"
+THIRD_ROUND = "third round"
+RETIRED_TEST = "held out as the test split until"
+
+
+def _part(record: LabelledPrompt) -> str:
+    """The part of the set a prompt is in: rounds 1-2 train or former test, or round 3."""
+    notes = record.notes or ""
+    if RETIRED_TEST in notes:
+        return "rounds_1_2_former_test"
+    if THIRD_ROUND in notes:
+        return "round_3_test" if record.split == "test" else "round_3_near_duplicates"
+    return "rounds_1_2_train"
+
+
+def main() -> int:
+    parts: dict[str, dict[str, dict[str, int]]] = {}
+    for record in load_context_dataset():
+        tiers = parts.setdefault(_part(record), {})
+        counts = tiers.setdefault(record.risk.value, {"prompts": 0, "rule_fired": 0})
+        counts["prompts"] += 1
+        counts["rule_fired"] += bool(apply_rules(record.conversation))
+    order = [tier.value for tier in RiskTier]
+    result = {
+        "benchmark": "context_rules",
+        "parts": {
+            part: {tier: tiers[tier] for tier in order if tier in tiers}
+            for part, tiers in sorted(parts.items())
+        },
+        "critical_fired_share": {
+            part: round(tiers["critical"]["rule_fired"] / tiers["critical"]["prompts"], 4)
+            for part, tiers in sorted(parts.items())
+            if "critical" in tiers
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result["critical_fired_share"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
