@@ -25,6 +25,9 @@ from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
 from cai2.pipeline._rl import context_prefixes
 from cai2.store import RunStore
 
+LATER_PROMPTS = ("held out as the test split until", "third round")
+"""Notes of context prompts that joined the train split after the validation sample was fixed."""
+
 
 def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], list[str]]:
     """(AdvBench indices, their prompts, benign prompts) of one evaluation split.
@@ -45,10 +48,15 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
         raise ValueError(f"unknown evaluation split {split!r}: use 'test' or 'validation'")
     rest = sorted(set(range(len(advbench))) - set(test_indices))
     indices = sorted(random.Random(1).sample(rest, n))
+    # The train split as it was before 2026-11-29: the third labelling round moved the old test
+    # prompts into it, and this sample must stay the one earlier validation runs used.
     low = [
         record.prompt
         for record in load_context_dataset()
-        if record.split == "train" and record.risk == "low" and record.prompt
+        if record.split == "train"
+        and record.risk == "low"
+        and record.prompt
+        and not any(mark in (record.notes or "") for mark in LATER_PROMPTS)
     ]
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign
