@@ -18,15 +18,13 @@ from typing import Any
 
 from cai2.benchmarks import load_advbench
 from cai2.context import load_context_dataset
+from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
 from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
 from cai2.pipeline._rl import context_prefixes
 from cai2.store import RunStore
-
-LATER_PROMPTS = ("held out as the test split until", "third round")
-"""Notes of context prompts that joined the train split after the validation sample was fixed."""
 
 
 def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], list[str]]:
@@ -56,7 +54,7 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
         if record.split == "train"
         and record.risk == "low"
         and record.prompt
-        and not any(mark in (record.notes or "") for mark in LATER_PROMPTS)
+        and not any(mark in (record.notes or "") for mark in (FORMER_TEST_NOTE, THIRD_ROUND_NOTE))
     ]
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign

@@ -50,6 +50,7 @@ from cai2.context import (
     load_sentence_encoder,
     user_text,
 )
+from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.context._encoder import embed_one
 from cai2.context._finetune import fit_finetuned_assessor
 from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
@@ -80,12 +81,6 @@ FINETUNED_CACHE = cai2_home() / "context" / "bench"
 
 SECOND_ROUND = "second round"
 """Marker in the ``notes`` of prompts added in the second labelling round."""
-
-THIRD_ROUND = "third round"
-"""Marker in the ``notes`` of the third round: the fresh test split of 2026-11-29."""
-
-RETIRED_TEST = "held out as the test split until"
-"""Marker in the ``notes`` of the first test split's prompts, trained on since the third round."""
 
 
 def _is_fast(context: object) -> bool:
@@ -368,9 +363,9 @@ def main() -> int:
             "test_by_tier": dict(Counter(truth)),
             "test_multi_turn": sum(r.messages is not None for r in test),
             "second_round_added": sum(SECOND_ROUND in (r.notes or "") for r in records),
-            "third_round_added": sum(THIRD_ROUND in (r.notes or "") for r in records),
-            "third_round_test": sum(THIRD_ROUND in (r.notes or "") for r in test),
-            "former_test_trained_on": sum(RETIRED_TEST in (r.notes or "") for r in train),
+            "third_round_added": sum(THIRD_ROUND_NOTE in (r.notes or "") for r in records),
+            "third_round_test": sum(THIRD_ROUND_NOTE in (r.notes or "") for r in test),
+            "former_test_trained_on": sum(FORMER_TEST_NOTE in (r.notes or "") for r in train),
         },
         "training": {"seconds": round(fit_seconds, 2), **assessor.heads.meta},
         "decision_thresholds": assessor.heads.decision.__dict__,

@@ -16,19 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cai2.context import LabelledPrompt, RiskTier, load_context_dataset
+from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.context._rules import apply_rules
 
 RESULTS = Path(__file__).parent / "results" / "context_rules.json"
-THIRD_ROUND = "third round"
-RETIRED_TEST = "held out as the test split until"
 
 
 def _part(record: LabelledPrompt) -> str:
     """The part of the set a prompt is in: rounds 1-2 train or former test, or round 3."""
     notes = record.notes or ""
-    if RETIRED_TEST in notes:
+    if FORMER_TEST_NOTE in notes:
         return "rounds_1_2_former_test"
-    if THIRD_ROUND in notes:
+    if THIRD_ROUND_NOTE in notes:
         return "round_3_test" if record.split == "test" else "round_3_near_duplicates"
     return "rounds_1_2_train"
 

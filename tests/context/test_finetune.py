@@ -39,7 +39,8 @@ def _train(dataset: list[LabelledPrompt], n: int | None = None) -> list[Labelled
     rows = [r for r in dataset if r.split == "train"]
     if not n:
         return rows
-    return [r for tier in range(4) for r in [r for r in rows if r.risk.rank == tier][: n // 4]]
+    per_tier = [[r for r in rows if r.risk.rank == tier][: n // 4] for tier in range(4)]
+    return [r for tier_rows in per_tier for r in tier_rows]
 
 
 def _separation(vectors: np.ndarray, labels: np.ndarray) -> float:

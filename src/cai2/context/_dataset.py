@@ -6,10 +6,11 @@ domains, a rough complexity label in [0, 1], and a fixed ``split`` (``train`` or
 Near-duplicate siblings share a ``group`` and always sit in the same split, so the held-out test
 split stays honest.
 
-The first round's split was drawn at random, stratified by tier. Prompts added later get
-``group = "g" + sha256(prompt.lower())[:8]`` and go to ``test`` when ``int(group[1:], 16) % 100 <
-27``, else to ``train`` — unless they are near-duplicates of an existing prompt, in which case they
-join that prompt's group and split.
+The first round's split was drawn at random, stratified by tier. The second round's prompts got
+``group = "g" + sha256(prompt.lower())[:8]`` and went to ``test`` when ``int(group[1:], 16) % 100 <
+27``, else to ``train``. The third round (2026-11-29) is the whole test split since then; the
+earlier test prompts moved to ``train`` (their ``notes`` say so, see :data:`FORMER_TEST_NOTE`).
+In every round, a near-duplicate of an existing prompt joins that prompt's group and split.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ PromptOrConversation = str | Sequence[Mapping[str, str]]
 """What the assessment accepts: a single user prompt, or a list of ``{"role", "content"}`` turns."""
 
 _ROLES = ("system", "user", "assistant")
+
+FORMER_TEST_NOTE = "held out as the test split until"
+"""In ``notes``: a test prompt of the first two rounds, trained on since the third round."""
+
+THIRD_ROUND_NOTE = "third round"
+"""In ``notes``: written in the third round (2026-11-29), which is the test split since then."""
 
 
 class ChatTurn(StrictModel):
