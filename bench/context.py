@@ -50,7 +50,7 @@ from cai2.context import (
     load_sentence_encoder,
     user_text,
 )
-from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
+from cai2.context._dataset import FORMER_TEST_NOTE, SECOND_ROUND_NOTE, THIRD_ROUND_NOTE
 from cai2.context._encoder import embed_one
 from cai2.context._finetune import fit_finetuned_assessor
 from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
@@ -78,9 +78,6 @@ SELECTION_RULE = (
 
 FINETUNED_CACHE = cai2_home() / "context" / "bench"
 """Where the fine-tuned candidates' graphs are written."""
-
-SECOND_ROUND = "second round"
-"""Marker in the ``notes`` of prompts added in the second labelling round."""
 
 
 def _is_fast(context: object) -> bool:
@@ -362,7 +359,7 @@ def main() -> int:
             "test": len(test),
             "test_by_tier": dict(Counter(truth)),
             "test_multi_turn": sum(r.messages is not None for r in test),
-            "second_round_added": sum(SECOND_ROUND in (r.notes or "") for r in records),
+            "second_round_added": sum(SECOND_ROUND_NOTE in (r.notes or "") for r in records),
             "third_round_added": sum(THIRD_ROUND_NOTE in (r.notes or "") for r in records),
             "third_round_test": sum(THIRD_ROUND_NOTE in (r.notes or "") for r in test),
             "former_test_trained_on": sum(FORMER_TEST_NOTE in (r.notes or "") for r in train),

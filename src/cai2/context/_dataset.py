@@ -35,6 +35,9 @@ PromptOrConversation = str | Sequence[Mapping[str, str]]
 
 _ROLES = ("system", "user", "assistant")
 
+SECOND_ROUND_NOTE = "second round"
+"""In ``notes``: written in the second round (2026-11-28), after the rules in ``_rules.py``."""
+
 FORMER_TEST_NOTE = "held out as the test split until"
 """In ``notes``: a test prompt of the first two rounds, trained on since the third round."""
 
