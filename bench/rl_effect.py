@@ -18,7 +18,7 @@ uses the embedding-head judge (P(violation) ≥ 0.5). Benign answered = a helpfu
 is not a refusal. Target (issue 5): harm rate drops versus the start model, benign answering kept.
 Usage: ``python bench/rl_effect.py [--start hf:PATH] [--per-set 16] [--samples 4] [--n 30]
 [--refusal-negatives [--negatives-ratio R]] [--review-judge ensemble] [--context-prompt]
-[--samples-from RUNS_DIR] [--temperature 1.0] [--dpo-beta B]
+[--samples-from RUNS_DIR] [--temperature 1.0] [--dpo-beta B] [--dpo-sft-weight W]
 [--eval-split test|validation] [--out FILE]``. ``validation`` evaluates on other AdvBench prompts
 and low-risk prompts of the context set's train split, to choose a setting without the test sets.
 """
@@ -91,6 +91,11 @@ def main() -> None:
     parser.add_argument(
         "--dpo-beta", type=float, help="DPO β (default: DPOSettings', 0.1); higher stays closer."
     )
+    parser.add_argument(
+        "--dpo-sft-weight",
+        type=float,
+        help="Weight of an NLL term on the chosen replies (RPO; default 0, plain DPO).",
+    )
     parser.add_argument("--dpo-epochs", type=float, default=2.0, help="DPO passes over the pairs.")
     parser.add_argument("--dpo-lr", type=float, default=5e-5, help="DPO peak learning rate.")
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-rl-runs"))
@@ -115,6 +120,8 @@ def main() -> None:
     }
     if args.dpo_beta is not None:  # only when given, so default runs keep their config hash
         dpo["beta"] = args.dpo_beta
+    if args.dpo_sft_weight is not None:
+        dpo["sft_weight"] = args.dpo_sft_weight
     config = {
         "prompts": ["redteam", "helpful"],
         "limit_per_set": args.per_set,

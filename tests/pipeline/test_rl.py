@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cai2.errors import DataError
 from cai2.judges import RefusalJudge
@@ -178,6 +179,20 @@ def test_dpo_loss_is_finite_and_lora_weights_change(tmp_path: Path) -> None:
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     with pytest.raises(DataError, match="no preference pairs"):
         train_dpo(tiny_model_dir(), [], tmp_path)
+
+
+def test_sft_weight_adds_the_chosen_replies_nll_to_the_dpo_loss(tmp_path: Path) -> None:
+    settings = DPOSettings(max_steps=1, batch_size=2, learning_rate=1e-3, merge=False)
+    plain = train_dpo(tiny_model_dir(), PAIRS, tmp_path / "plain", settings)
+    rpo = train_dpo(
+        tiny_model_dir(), PAIRS, tmp_path / "rpo", settings.model_copy(update={"sft_weight": 1.0})
+    )
+    # At the first step the DPO part is log 2 in both; the random tiny model's NLL of the chosen
+    # reply is several nats per token on top of it.
+    assert plain.losses[0] == pytest.approx(math.log(2), abs=1e-3)
+    assert rpo.losses[0] > plain.losses[0] + 1.0
+    with pytest.raises(ValidationError):
+        DPOSettings(sft_weight=-0.5)
 
 
 @pytest.mark.parametrize("context_prompt", [False, True])

@@ -52,6 +52,14 @@ class DPOSettings(LoraTrainingSettings):
 
     beta: float = Field(0.1, gt=0.0, description="DPO β: higher keeps closer to the reference.")
     loss_type: str = Field("sigmoid", description="TRL DPO loss (`sigmoid` is the DPO paper's).")
+    sft_weight: float = Field(
+        0.0,
+        ge=0.0,
+        description=(
+            "Weight of a negative log-likelihood term on the chosen replies added to the DPO loss "
+            "(RPO, Pang et al. 2024); 0 is plain DPO."
+        ),
+    )
     learning_rate: float = Field(5e-5, gt=0.0, description="Peak learning rate (linear decay).")
     epochs: float = Field(2.0, gt=0.0, description="Passes over the preference pairs.")
     batch_size: int = Field(4, ge=1, description="Pairs per optimiser step (per device).")
@@ -76,6 +84,13 @@ class DPOResult:
     def final_loss(self) -> float:
         """Loss logged at the last step (NaN if nothing was logged)."""
         return self.losses[-1] if self.losses else float("nan")
+
+
+def _loss_arguments(settings: DPOSettings) -> dict[str, Any]:
+    """TRL's ``loss_type`` (and ``loss_weights`` when an SFT term is added) for ``settings``."""
+    if settings.sft_weight == 0.0:
+        return {"loss_type": [settings.loss_type]}
+    return {"loss_type": [settings.loss_type, "sft"], "loss_weights": [1.0, settings.sft_weight]}
 
 
 def train_dpo(
@@ -124,7 +139,7 @@ def train_dpo(
     args = DPOConfig(
         **cpu_trainer_arguments(settings, output),
         beta=settings.beta,
-        loss_type=[settings.loss_type],
+        **_loss_arguments(settings),
     )
 
     trainer = quiet_trainer(
