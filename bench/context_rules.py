@@ -26,7 +26,7 @@ RESULTS = Path(__file__).parent / "results" / "context_rules.json"
 def _part(record: LabelledPrompt) -> str:
     """The part of the set a prompt is in: its labelling round, and for round 1 its old split."""
     notes = record.notes or ""
-    if THIRD_ROUND_NOTE in notes and FORMER_TEST_NOTE not in notes:
+    if THIRD_ROUND_NOTE in notes:
         return "round_3_test" if record.split == "test" else "round_3_near_duplicates"
     if SECOND_ROUND_NOTE in notes:
         return "round_2"

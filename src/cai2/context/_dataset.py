@@ -42,7 +42,8 @@ FORMER_TEST_NOTE = "held out as the test split until"
 """In ``notes``: a test prompt of the first two rounds, trained on since the third round."""
 
 THIRD_ROUND_NOTE = "third round"
-"""In ``notes``: written in the third round (2026-11-29), which is the test split since then."""
+"""In ``notes``: written in the third round (2026-11-29), which is the test split since then (and 4
+near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
 
 class ChatTurn(StrictModel):
