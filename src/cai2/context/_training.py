@@ -119,15 +119,12 @@ def tune_decision(
 
 def fold_splits(train: Sequence[LabelledPrompt], folds: int, seed: int) -> list[Any]:
     """The (train indices, validation indices) of each group-aware, tier-stratified fold."""
-    labels = np.array([e.risk.rank for e in train])
-    return _folds(labels, [e.group or e.id for e in train], folds, seed)
-
-
-def _folds(labels: np.ndarray, groups: Sequence[str], folds: int, seed: int) -> list[Any]:
     from sklearn.model_selection import StratifiedGroupKFold
 
+    labels = np.array([e.risk.rank for e in train])
+    groups = [e.group or e.id for e in train]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels, groups=list(groups)))
+    return list(splitter.split(np.zeros(len(labels)), labels, groups=groups))
 
 
 def make_char_vectorizer(vocabulary: Sequence[str] | None = None) -> Any:
@@ -244,7 +241,6 @@ def fit_heads(
     missing = [t.value for t in tiers if not np.any(labels == t.rank)]
     if missing:
         raise DataError(f"the training split has no examples of tier(s) {missing}")
-    groups = [e.group or e.id for e in train]
     texts = [user_text(e.conversation) for e in train]
     floors = np.array(
         [
@@ -252,7 +248,7 @@ def fit_heads(
             for e in train
         ]
     )
-    splits = _folds(labels, groups, folds, seed)
+    splits = fold_splits(train, folds, seed)  # the folds that `fold_embeddings` must follow
     if fold_embeddings is None:
         fold_embeddings = [(embeddings[t], embeddings[v]) for t, v in splits]
     elif len(fold_embeddings) != len(splits):
