@@ -18,7 +18,7 @@ from typing import Any
 
 from cai2.benchmarks import load_advbench
 from cai2.context import load_context_dataset
-from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
+from cai2.context._dataset import FORMER_TEST_NOTE, FOURTH_ROUND_NOTE, THIRD_ROUND_NOTE
 from cai2.critique import load_prompt_set
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
@@ -46,15 +46,19 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
         raise ValueError(f"unknown evaluation split {split!r}: use 'test' or 'validation'")
     rest = sorted(set(range(len(advbench))) - set(test_indices))
     indices = sorted(random.Random(1).sample(rest, n))
-    # The train split as it was before 2026-11-29: the third labelling round moved the old test
-    # prompts into it, and this sample must stay the one earlier validation runs used.
+    # The train split as it was before 2026-11-29: the third and fourth labelling rounds moved old
+    # test prompts and near-duplicates into it, and this sample must stay the one earlier
+    # validation runs used.
     low = [
         record.prompt
         for record in load_context_dataset()
         if record.split == "train"
         and record.risk == "low"
         and record.prompt
-        and not any(mark in (record.notes or "") for mark in (FORMER_TEST_NOTE, THIRD_ROUND_NOTE))
+        and not any(
+            mark in (record.notes or "")
+            for mark in (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE)
+        )
     ]
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign

@@ -8,8 +8,9 @@ split stays honest.
 
 The first round's split was drawn at random, stratified by tier. The second round's prompts got
 ``group = "g" + sha256(prompt.lower())[:8]`` and went to ``test`` when ``int(group[1:], 16) % 100 <
-27``, else to ``train``. The third round (2026-11-29) is the whole test split since then; the
-earlier test prompts moved to ``train`` (their ``notes`` say so, see :data:`FORMER_TEST_NOTE`).
+27``, else to ``train``. The third round (2026-11-29) was then the whole test split, and the
+earlier test prompts moved to ``train``; the fourth round (also 2026-11-29) replaced it the same
+way. A former test prompt's ``notes`` say so (see :data:`FORMER_TEST_NOTE`).
 In every round, a near-duplicate of an existing prompt joins that prompt's group and split.
 """
 
@@ -39,10 +40,15 @@ SECOND_ROUND_NOTE = "second round"
 """In ``notes``: written in the second round (2026-11-28), after the rules in ``_rules.py``."""
 
 FORMER_TEST_NOTE = "held out as the test split until"
-"""In ``notes``: a test prompt of the first two rounds, trained on since the third round."""
+"""In ``notes``: a former test prompt, now trained on: those of the first two rounds since the
+third round, those of the third round since the fourth."""
 
 THIRD_ROUND_NOTE = "third round"
-"""In ``notes``: written in the third round (2026-11-29), which is the test split since then (and 4
+"""In ``notes``: written in the third round (2026-11-29); the test split until the fourth round (and
+4 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
+
+FOURTH_ROUND_NOTE = "fourth round"
+"""In ``notes``: written in the fourth round (2026-11-29), the test split since then (and 3
 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
 

@@ -1,0 +1,88 @@
+"""Cross-round validation of the context encoders → bench/results/context_rounds.json.
+
+Out-of-fold scores on the training split overstate how the assessor does on prompts written later
+by other hands: folds mix prompts written side by side, in one voice. On the third labelling
+round the shipped assessor scored macro-F1 0.71 while its out-of-fold estimate was 0.82. This
+script therefore validates each candidate encoder of ``bench/context.py`` across rounds: heads (and
+fine-tuned encoders) are trained on the prompts written before the third round and scored on the
+third round's 212 prompts, which were the test split until the fourth round was written. The
+fourth round (the current test split) is not read at all.
+
+``CROSS_ROUND_RULE`` picks the encoder the assessor ships with (``DEFAULT_ENCODER``); it was fixed
+before this script first ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cai2.context import load_context_dataset, load_sentence_encoder
+from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
+from context import _encoder_candidates, _tier_metrics  # bench/ is on sys.path as a script
+
+RESULTS = Path(__file__).parent / "results" / "context_rounds.json"
+MIN_RECALL = 0.95
+MAX_ENCODER_P50_MS = 3.5
+CROSS_ROUND_RULE = (
+    f"the candidate with the highest cross-round macro-F1 among those with cross-round "
+    f"high+critical recall >= {MIN_RECALL} and encoder p50 <= {MAX_ENCODER_P50_MS} ms on training "
+    f"prompts; when none reaches the recall, the fastest-qualifying candidate with the highest "
+    f"recall (ties: higher macro-F1). Fixed before the script first ran"
+)
+
+
+def _pick(rows: list[dict[str, Any]]) -> str:
+    fast = [row for row in rows if row["encoder_p50_ms"] <= MAX_ENCODER_P50_MS]
+    qualified = [row for row in fast if row["round3_high_critical_recall"] >= MIN_RECALL]
+    if qualified:
+        return str(max(qualified, key=lambda row: row["round3_macro_f1"])["encoder"])
+    best = max(fast, key=lambda row: (row["round3_high_critical_recall"], row["round3_macro_f1"]))
+    return str(best["encoder"])
+
+
+def main() -> int:
+    torch.set_num_threads(2)
+    records = load_context_dataset()
+
+    def is_third_round_test(notes: str | None) -> bool:
+        return THIRD_ROUND_NOTE in (notes or "") and FORMER_TEST_NOTE in (notes or "")
+
+    validation = [r for r in records if r.split == "train" and is_third_round_test(r.notes)]
+    # Earlier rounds only; the current test split is dropped, not relabelled.
+    earlier = [r for r in records if r.split == "train" and not is_third_round_test(r.notes)]
+    if not validation:
+        raise SystemExit("no third-round prompts in the training split: nothing to validate on")
+    rows, assessors = _encoder_candidates(load_sentence_encoder(), earlier)
+    truth = [r.risk.value for r in validation]
+    conversations: list[Any] = [r.conversation for r in validation]
+    for row in rows:
+        assessor = assessors[row["encoder"]]
+        metrics = _tier_metrics(truth, [c.risk.value for c in assessor.assess_batch(conversations)])
+        row["round3_macro_f1"] = metrics["macro_f1"]
+        row["round3_high_critical_recall"] = metrics["high_critical_recall"]
+        row["round3_per_tier_f1"] = metrics["per_tier_f1"]
+        row["round3_confusion"] = metrics["confusion"]
+        print(json.dumps({k: row[k] for k in ("encoder", "round3_macro_f1")}), flush=True)
+    result = {
+        "pick": _pick(rows),
+        "rule": CROSS_ROUND_RULE,
+        "n_train": len(earlier),
+        "n_validation": len(validation),
+        "validation_by_tier": {t: truth.count(t) for t in dict.fromkeys(truth)},
+        "rows": rows,
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps({k: result[k] for k in ("pick", "n_train", "n_validation")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
