@@ -4,8 +4,9 @@
 >>> ctx.risk, ctx.domains, ctx.complexity   # a RiskTier, domain names, a float in [0, 1]
 >>> [e.detail for e in ctx.evidence]         # why: probabilities, nearest example, rules, ...
 
-The default assessor combines heads on all-MiniLM-L6-v2 sentence embeddings (run in ONNX Runtime:
-:data:`DEFAULT_ENCODER`) plus TF-IDF (trained on the project's own labelled prompt set, cached after
+The default assessor combines heads on sentence embeddings from all-MiniLM-L6-v2 (its first four
+blocks fine-tuned on the labelled training prompts, run in ONNX Runtime: :data:`DEFAULT_ENCODER`)
+plus TF-IDF (trained on the project's own labelled prompt set, cached after
 first use), explicit rules that raise the tier for plainly dangerous requests, complexity features,
 and optionally an LLM behind any backend. Every part of the result comes with :class:`Evidence`.
 """
@@ -34,6 +35,7 @@ from cai2.context._finetune import FinetuneSettings, finetune_encoder, fit_finet
 from cai2.context._llm import LLMRiskAssessor
 from cai2.context._onnx import (
     DEFAULT_ENCODER,
+    FROZEN_ENCODER,
     EncoderSpec,
     OnnxEncoder,
     load_context_encoder,
@@ -45,6 +47,7 @@ from cai2.context._types import Context, Evidence, RiskTier
 __all__ = [
     "DEFAULT_ENCODER",
     "FEATURE_NAMES",
+    "FROZEN_ENCODER",
     "MINILM_SAFETENSORS_SHA256",
     "RULES",
     "Context",

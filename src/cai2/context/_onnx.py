@@ -123,12 +123,18 @@ class EncoderSpec:
         )
 
 
-DEFAULT_ENCODER = EncoderSpec(layers=6, int8=False)
-"""The default assessor's encoder: the whole float32 model in ONNX Runtime. Its embeddings equal the
-``SentenceTransformer``'s (to ~1e-7), so it changes no prediction, only the time. Fewer layers, int8
-and fine-tuning are faster or score higher out-of-fold, but the two variants measured on the
-held-out split (4 layers int8, frozen and fine-tuned) lost high+critical recall there
-(``bench/context.py``, ``docs/context.md``)."""
+DEFAULT_ENCODER = EncoderSpec(layers=4, int8=False, finetuned=True)
+"""The default assessor's encoder: MiniLM's first 4 blocks in float32, fine-tuned on the labelled
+training prompts (:mod:`cai2.context._finetune`), in ONNX Runtime. Chosen by cross-round validation
+(``bench/context_rounds.py``: trained on the first two labelling rounds, scored on the third, the
+best macro-F1 among encoders with recall of high+critical ≥ 0.95 and encoder p50 ≤ 3.5 ms), which
+replaced out-of-fold selection after out-of-fold scores overstated a fresh round by 0.1. The first
+use fine-tunes it (a few minutes), later uses load the cached graph."""
+
+FROZEN_ENCODER = EncoderSpec(layers=6, int8=False)
+"""The whole float32 MiniLM in ONNX Runtime, not fine-tuned: embeddings equal to the
+``SentenceTransformer``'s (to ~1e-7). The default before 2026-11-29, and what
+:func:`load_context_encoder` loads when given no spec."""
 
 
 def encoder_spec(encoder: Any) -> EncoderSpec | None:
@@ -385,7 +391,7 @@ def open_onnx_encoder(path: Path, spec: EncoderSpec, source: Any) -> OnnxEncoder
     )
 
 
-def load_context_encoder(spec: EncoderSpec = DEFAULT_ENCODER) -> Any:
+def load_context_encoder(spec: EncoderSpec = FROZEN_ENCODER) -> Any:
     """The packaged MiniLM for ``spec``: the ``SentenceTransformer`` itself for the torch spec,
     else an :class:`OnnxEncoder` (exported and cached on first use)."""
     if spec.runtime == "torch":
