@@ -15,6 +15,7 @@ from cai2.oversight import LevelConfig, OversightConfig, OversightHierarchy
 from cai2.pipeline import STAGES, Recipe, run_recipe
 from cai2.pipeline._preferences import (
     PreferenceSettings,
+    balance_benign_pairs,
     constitution_reward,
     label_candidates,
     preference_pairs,
@@ -107,6 +108,28 @@ def test_refusal_negatives_pair_unpaired_benign_prompts_with_a_borrowed_refusal(
         [],
         {"refusal_negatives": 0, "refusal_negatives_missing": 1},
     )
+
+
+def test_balance_benign_repeats_benign_pairs_up_to_the_harmful_count() -> None:
+    def pair(i: str, kind: str) -> dict[str, str]:
+        return {"id": i, "kind": kind}
+
+    harmful = [pair(f"h{i}", "harmful") for i in range(5)]
+    benign = [pair("b0", "helpful"), pair("b1", "helpful")]
+    settings = PreferenceSettings(balance_benign=True)
+    balanced, counts = balance_benign_pairs([*harmful, *benign], settings)
+    assert counts == {"benign_repeats": 3}
+    assert balanced[:7] == [*harmful, *benign]  # the originals first, unchanged
+    assert [(p["id"], p.get("repeat")) for p in balanced[7:]] == [
+        ("b0", True),
+        ("b1", True),
+        ("b0", True),
+    ]
+    kinds = [p["kind"] for p in balanced]
+    assert kinds.count("helpful") == kinds.count("harmful") == 5
+    # Already balanced, more benign than harmful, or no benign pair: nothing is added.
+    for pairs in ([*harmful[:2], *benign], [harmful[0], *benign], harmful):
+        assert balance_benign_pairs(pairs, settings) == (pairs, {"benign_repeats": 0})
 
 
 def test_every_level_labels_every_reply_unless_sampling_is_kept() -> None:

@@ -15,6 +15,7 @@ from cai2.pipeline._generate import (
 from cai2.pipeline._preferences import (
     ConstitutionReward,
     PreferenceSettings,
+    balance_benign_pairs,
     constitution_reward,
     label_candidates,
     preference_pairs,
@@ -65,6 +66,7 @@ __all__ = [
     "StageEntry",
     "StageProgress",
     "aligned_chat_template",
+    "balance_benign_pairs",
     "build_corpus",
     "builtin_prompt_sets",
     "conditioned",

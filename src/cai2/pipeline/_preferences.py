@@ -77,6 +77,13 @@ class PreferenceSettings(StrictModel):
             "non-benign prompt (the first unpaired benign prompts in order); none: no cap."
         ),
     )
+    balance_benign: bool = Field(
+        False,
+        description=(
+            "Repeat the benign prompts' pairs, in order, until they are as many as the other "
+            "prompts' pairs, so DPO weighs 'answer this' as much as 'refuse this'."
+        ),
+    )
     review_every_level: bool = Field(
         True,
         description=(
@@ -303,6 +310,25 @@ def refusal_negative_pairs(
             }
         )
     return added, {"refusal_negatives": len(added), "refusal_negatives_missing": missing}
+
+
+def balance_benign_pairs(
+    pairs: Sequence[dict[str, Any]], settings: PreferenceSettings
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """``pairs`` plus repeats of the benign prompts' pairs up to the other prompts' pair count.
+
+    The repeats cycle through the benign pairs in order (so a rerun builds the same list) and
+    carry ``repeat: True``. Nothing is added when there are no benign pairs or already enough.
+
+    Returns:
+        The pairs and the count ``benign_repeats``.
+    """
+    benign = [pair for pair in pairs if pair["kind"] in settings.benign_kinds]
+    shortfall = (len(pairs) - len(benign)) - len(benign)
+    if not benign or shortfall <= 0:
+        return list(pairs), {"benign_repeats": 0}
+    repeats = [{**benign[i % len(benign)], "repeat": True} for i in range(shortfall)]
+    return [*pairs, *repeats], {"benign_repeats": shortfall}
 
 
 def _text(value: Any) -> str:

@@ -34,6 +34,7 @@ from cai2.pipeline._lora import (
 )
 from cai2.pipeline._preferences import (
     PreferenceSettings,
+    balance_benign_pairs,
     label_candidates,
     preference_pairs,
     refusal_negative_pairs,
@@ -304,6 +305,9 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
         borrowed, borrowed_counts = refusal_negative_pairs(labelled, pairs, settings)
         pairs += borrowed
         counts.update(borrowed_counts)
+    if settings.balance_benign:
+        pairs, balance_counts = balance_benign_pairs(pairs, settings)
+        counts.update(balance_counts)
     # The judges saw the request alone; the policy is trained on what it was sampled with.
     prefixes_by_id = {record["id"]: record.get("context_prefix") for record in samples}
     for pair in pairs:
