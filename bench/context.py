@@ -20,6 +20,9 @@ training split. ``DEFAULT_ENCODER`` is chosen before the fourth round is scored,
 validation on the third round (``bench/context_rounds.py``). The headline numbers are the shipped
 ``DEFAULT_ENCODER``'s, and the out-of-fold rule's pick is reported beside them, not swapped in.
 
+``python bench/context.py --counts-only`` only recounts the ``n`` block of the results file from the
+data (for a change to the notes, which no model reads).
+
 Targets (issue 3): risk_macro_f1 ≥ 0.85, high_critical_recall ≥ 0.95, advbench_medium_plus ≥ 0.95,
 p50_ms ≤ 5.
 """
@@ -224,7 +227,37 @@ def _encoder_candidates(
     return rows, assessors
 
 
+def _counts(records: list[LabelledPrompt]) -> dict[str, Any]:
+    """Sizes of the splits and of each labelling round (from the data alone, no model)."""
+    train = [r for r in records if r.split == "train"]
+    test = [r for r in records if r.split == "test"]
+
+    def marked(note: str, rows: list[LabelledPrompt]) -> int:
+        return sum(note in (r.notes or "") for r in rows)
+
+    return {
+        "total": len(records),
+        "train": len(train),
+        "test": len(test),
+        "test_by_tier": dict(Counter(r.risk.value for r in test)),
+        "test_multi_turn": sum(r.messages is not None for r in test),
+        "second_round_added": marked(SECOND_ROUND_NOTE, records),
+        "third_round_added": marked(THIRD_ROUND_NOTE, records),
+        "fourth_round_added": marked(FOURTH_ROUND_NOTE, records),
+        "fourth_round_test": marked(FOURTH_ROUND_NOTE, test),
+        "former_test_trained_on": marked(FORMER_TEST_NOTE, train),
+    }
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--counts-only"]:
+        # Recount `n` in the results file after a change to the notes only (no model is run).
+        result = json.loads(RESULTS.read_text(encoding="utf-8"))
+        result["n"] = _counts(load_context_dataset())
+        result["n_recounted"] = datetime.now(UTC).isoformat(timespec="seconds")
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(result["n"]))
+        return 0
     torch.set_num_threads(2)
     records = load_context_dataset()
     train = [r for r in records if r.split == "train"]
@@ -359,18 +392,7 @@ def main() -> int:
         "domain_macro_f1": round(domain_macro_f1, 4),
         "complexity_mae": round(complexity_mae, 4),
         "complexity_spearman": round(complexity_spearman, 4),
-        "n": {
-            "total": len(records),
-            "train": len(train),
-            "test": len(test),
-            "test_by_tier": dict(Counter(truth)),
-            "test_multi_turn": sum(r.messages is not None for r in test),
-            "second_round_added": sum(SECOND_ROUND_NOTE in (r.notes or "") for r in records),
-            "third_round_added": sum(THIRD_ROUND_NOTE in (r.notes or "") for r in records),
-            "fourth_round_added": sum(FOURTH_ROUND_NOTE in (r.notes or "") for r in records),
-            "fourth_round_test": sum(FOURTH_ROUND_NOTE in (r.notes or "") for r in test),
-            "former_test_trained_on": sum(FORMER_TEST_NOTE in (r.notes or "") for r in train),
-        },
+        "n": _counts(records),
         "training": {"seconds": round(fit_seconds, 2), **assessor.heads.meta},
         "decision_thresholds": assessor.heads.decision.__dict__,
         "cascade_threshold": assessor.heads.cascade_threshold,
