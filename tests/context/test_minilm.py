@@ -101,7 +101,9 @@ def test_cascade_matches_the_full_model_on_its_fast_prompts(
     assert heads.has_fast_heads
     conversations: list[Any] = [r.conversation for r in dataset if r.split == "test"]
     mask = minilm_assessor.fast_path_mask(conversations)
-    assert 0.05 <= mask.mean() <= 0.95
+    # The cascade is on but does not decide everything (the shipped heads send 6 % of the fourth
+    # round's prompts down the fast path: its threshold came out at 0.9).
+    assert 0.02 <= mask.mean() <= 0.95
     fast_prompts = [c for c, fast in zip(conversations, mask, strict=True) if fast]
     cascading = minilm_assessor.assess_batch(fast_prompts)
     full = ContextAssessor(minilm_assessor.encoder, heads, cascade=False)
