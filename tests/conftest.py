@@ -29,6 +29,25 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _frozen_default_context_encoder(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fast tests get the frozen MiniLM as the default context encoder; slow tests the shipped one.
+
+    The shipped default (a fine-tuned encoder) trains for minutes on first use, and anything that
+    assesses context without an assessor of its own (`context_prompt`, CAI 2.0 critique, the
+    guard) would pay that inside the fast suite. The frozen encoder, the default before
+    2026-11-29, trains in seconds. Tests that set ``DEFAULT_ENCODER`` themselves still win.
+    """
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    import cai2.context._default as default_module
+    from cai2.context import FROZEN_ENCODER
+
+    monkeypatch.setattr(default_module, "DEFAULT_ENCODER", FROZEN_ENCODER)
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh runs directory, also exported as ``CAI2_RUNS_DIR``."""
