@@ -29,23 +29,24 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-@pytest.fixture(autouse=True)
-def _frozen_default_context_encoder(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Fast tests get the frozen MiniLM as the default context encoder; slow tests the shipped one.
+@pytest.fixture(scope="session", autouse=True)
+def _frozen_default_context_encoder() -> Iterator[None]:
+    """The frozen MiniLM stands in for the default context encoder in every test.
 
-    The shipped default (a fine-tuned encoder) trains for minutes on first use, and anything that
-    assesses context without an assessor of its own (`context_prompt`, CAI 2.0 critique, the
-    guard) would pay that inside the fast suite. The frozen encoder, the default before
-    2026-11-29, trains in seconds. Tests that set ``DEFAULT_ENCODER`` themselves still win.
+    The shipped default (a fine-tuned encoder) trains for minutes on first use, and everything
+    that assesses context without an assessor of its own (`context_prompt`, CAI 2.0 critique, the
+    red-team loop, the guard) would pay that, some of it in module- and session-scoped fixtures.
+    The frozen encoder, the default before 2026-11-29, trains in seconds. The slow tests of
+    ``tests/context/test_minilm.py`` ask for the shipped one by name
+    (``load_default_assessor(spec=cai2.context.DEFAULT_ENCODER)``); tests that set
+    ``DEFAULT_ENCODER`` themselves still win.
     """
-    if request.node.get_closest_marker("slow") is not None:
-        return
     import cai2.context._default as default_module
     from cai2.context import FROZEN_ENCODER
 
-    monkeypatch.setattr(default_module, "DEFAULT_ENCODER", FROZEN_ENCODER)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default_module, "DEFAULT_ENCODER", FROZEN_ENCODER)
+        yield
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 
 import cai2.context._default as default_module
 from cai2.context import (
+    DEFAULT_ENCODER,
     ContextAssessor,
     EncoderSpec,
     load_sentence_encoder,
@@ -33,8 +34,11 @@ def minilm() -> Any:
 
 @pytest.fixture(scope="session")
 def minilm_assessor(minilm: Any) -> ContextAssessor:
-    """The real default assessor (train split only; trained on first use, then cached)."""
-    return default_module.load_default_assessor()
+    """The shipped default assessor (train split only; fine-tuned on first use, then cached).
+
+    Named explicitly: the root ``conftest.py`` puts the frozen encoder in its place elsewhere.
+    """
+    return default_module.load_default_assessor(spec=DEFAULT_ENCODER)
 
 
 @pytest.fixture(scope="session")
