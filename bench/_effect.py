@@ -15,6 +15,7 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,18 @@ from cai2.models import GenerationParams, load_model
 from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
 from cai2.pipeline._rl import context_prefixes
 from cai2.store import RunStore
+
+
+def _low_prompts(split: str, keep: Callable[[str], bool]) -> list[str]:
+    """Single-turn low-risk prompts of one split of the context set whose notes pass ``keep``."""
+    return [
+        record.prompt
+        for record in load_context_dataset()
+        if record.split == split
+        and record.risk == "low"
+        and record.prompt
+        and keep(record.notes or "")
+    ]
 
 
 def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], list[str]]:
@@ -62,29 +75,13 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
         used = set(used_test) | set(random.Random(1).sample(used_rest, 30))
         unused = sorted(set(range(len(advbench))) - used)
         fresh = sorted(random.Random(2).sample(unused, n))
-        benign = [
-            record.prompt
-            for record in load_context_dataset()
-            if record.split == "test"
-            and record.risk == "low"
-            and record.prompt
-            and FOURTH_ROUND_NOTE in (record.notes or "")
-        ]
+        benign = _low_prompts("test", lambda notes: FOURTH_ROUND_NOTE in notes)
         return fresh, [advbench[i] for i in fresh], benign
     # The train split as it was before 2026-11-29: the third and fourth labelling rounds moved old
     # test prompts and near-duplicates into it, and this sample must stay the one earlier
     # validation runs used.
-    low = [
-        record.prompt
-        for record in load_context_dataset()
-        if record.split == "train"
-        and record.risk == "low"
-        and record.prompt
-        and not any(
-            mark in (record.notes or "")
-            for mark in (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE)
-        )
-    ]
+    later = (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE)
+    low = _low_prompts("train", lambda notes: not any(mark in notes for mark in later))
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign
 
