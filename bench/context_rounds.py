@@ -12,7 +12,7 @@ fourth round (the current test split) is not read at all.
 before this script first ran. The script also draws ``docs/img/context-rounds.png`` (out-of-fold
 against cross-round macro-F1 per encoder); ``--plot-only`` redraws it from the results file.
 
-Run: ``python bench/context_rounds.py [--plot-only]`` (about 28 minutes on 2 cores, most of it the
+Run: ``python bench/context_rounds.py [--plot-only]`` (about 30 minutes on 2 cores, most of it the
 six fine-tuned candidates).
 """
 
