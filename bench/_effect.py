@@ -86,6 +86,25 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     return indices, [advbench[i] for i in indices], benign
 
 
+def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
+    """Low-risk training prompts of the context set, as `helpful` rows for the `rl` stage.
+
+    The single-turn low-risk prompts of the context set's train split (everyday requests, many of
+    which only sound alarming: "exterminate carpet moths", "gut a trout"), minus the 30 that the
+    ``validation`` split evaluates on, minus any the built-in ``helpful`` set already holds; in a
+    seeded order, the first ``limit``. No evaluation split's benign prompts are among them: the
+    ``fresh`` split's come from the context set's test split.
+    """
+    _, _, validation = evaluation_sets(30, "validation")
+    skip = set(validation) | {item.prompt for item in load_prompt_set("helpful")}
+    prompts = [p for p in _low_prompts("train", lambda notes: True) if p not in skip]
+    random.Random(3).shuffle(prompts)
+    return [
+        {"id": f"borderline-{index:03d}", "prompt": prompt, "kind": "helpful"}
+        for index, prompt in enumerate(prompts[:limit])
+    ]
+
+
 def cached_rates(
     spec: str,
     harmful: list[str],
