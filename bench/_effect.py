@@ -23,6 +23,8 @@ from cai2.benchmarks import load_advbench
 from cai2.context import load_context_dataset
 from cai2.context._dataset import FORMER_TEST_NOTE, FOURTH_ROUND_NOTE, THIRD_ROUND_NOTE
 from cai2.critique import load_prompt_set
+from cai2.critique._prompts import _normalise
+from cai2.evals import load_benign_items
 from cai2.judges import JudgeItem, RefusalJudge, build_judge
 from cai2.models import GenerationParams, load_model
 from cai2.pipeline import Recipe, StageProgress, load_recipe, run_recipe
@@ -90,14 +92,23 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
     """Low-risk training prompts of the context set, as `helpful` rows for the `rl` stage.
 
     The single-turn low-risk prompts of the context set's train split (everyday requests, many of
-    which only sound alarming: "exterminate carpet moths", "gut a trout"), minus the 30 that the
-    ``validation`` split evaluates on, minus any the built-in ``helpful`` set already holds; in a
-    seeded order, the first ``limit``. No evaluation split's benign prompts are among them: the
-    ``fresh`` split's come from the context set's test split.
+    which only sound alarming, like "kill a zombie process"), minus the 30 that the ``validation``
+    split evaluates on, minus any that the built-in ``helpful`` set holds or that
+    :func:`cai2.critique.training_items` counts as an evaluation prompt (the ``default`` set, the
+    held-out benign set of :mod:`cai2.evals`); in a seeded order, the first ``limit``. The
+    ``fresh`` split's benign prompts come from the context set's test split, so none is here.
     """
     _, _, validation = evaluation_sets(30, "validation")
-    skip = set(validation) | {item.prompt for item in load_prompt_set("helpful")}
-    prompts = [p for p in _low_prompts("train", lambda notes: True) if p not in skip]
+    skip = {
+        _normalise(p)
+        for p in [
+            *validation,
+            *(item.prompt for item in load_prompt_set("helpful")),
+            *(item.prompt for item in load_prompt_set("default")),
+            *(item.prompt for item in load_benign_items()),
+        ]
+    }
+    prompts = [p for p in _low_prompts("train", lambda notes: True) if _normalise(p) not in skip]
     random.Random(3).shuffle(prompts)
     return [
         {"id": f"borderline-{index:03d}", "prompt": prompt, "kind": "helpful"}
