@@ -13,7 +13,9 @@ Two questions behind the missed macro-F1 target of ``bench/context.py`` (issue 3
    trained on nested, group-aware samples of the train split (⅛ to all of it) and scored on the
    test split. The frozen encoder (``FROZEN_ENCODER``) is trained on three samples per fraction;
    the shipped fine-tuned encoder (``DEFAULT_ENCODER``) on one sample at ¼ and ½, and its full-data
-   point is the shipped assessor itself.
+   point is the shipped assessor itself. Each point is scored twice: as shipped (recall-tuned
+   thresholds and rules) and by the risk head's most likely tier alone (``argmax_*``), because
+   the thresholds trade macro-F1 for recall.
 
 This is a diagnosis, not a selection: no setting of the assessor is chosen from it. The test split
 has been scored before (``bench/context.py``); nothing here changes what the assessor ships with.
@@ -49,7 +51,9 @@ from cai2.context import (
     load_context_encoder,
     load_default_assessor,
     load_sentence_encoder,
+    user_text,
 )
+from cai2.context._encoder import embed_texts
 from context import TIERS, _tier_metrics  # bench/ is on sys.path as a script
 
 HERE = Path(__file__).parent
@@ -117,6 +121,7 @@ def learning_curve(
     train = [r for r in records if r.split == "train"]
     truth = [r.risk.value for r in test]
     conversations: list[Any] = [r.conversation for r in test]
+    texts = [user_text(r.conversation) for r in test]
     rows: list[dict[str, Any]] = []
 
     def score(
@@ -129,6 +134,9 @@ def learning_curve(
     ) -> None:
         predicted = [c.risk.value for c in assessor.assess_batch(conversations)]
         metrics = _tier_metrics(truth, predicted)
+        # The heads' most likely tier, without the recall-tuned thresholds and the rules.
+        probabilities = assessor.risk_probabilities(texts, embed_texts(assessor.encoder, texts))
+        argmax = _tier_metrics(truth, [TIERS[int(i)] for i in probabilities.argmax(axis=1)])
         rows.append(
             {
                 "encoder": encoder,
@@ -137,6 +145,8 @@ def learning_curve(
                 "n_train": n_train,
                 "macro_f1": metrics["macro_f1"],
                 "high_critical_recall": metrics["high_critical_recall"],
+                "argmax_macro_f1": argmax["macro_f1"],
+                "argmax_high_critical_recall": argmax["high_critical_recall"],
                 "oof_macro_f1": assessor.heads.meta.get("oof_risk_macro_f1"),
                 "seconds": round(time.perf_counter() - began, 1),
             }
