@@ -182,43 +182,45 @@ def plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6.4, 4.4))
-    for encoder, colour in (
-        (FROZEN_ENCODER.label, "tab:gray"),
-        (DEFAULT_ENCODER.label, "tab:blue"),
-    ):
+    figure, axes = plt.subplots(figsize=(6.8, 4.6))
+    encoders = ((FROZEN_ENCODER.label, "tab:gray"), (DEFAULT_ENCODER.label, "tab:blue"))
+    for encoder, colour in encoders:
         rows = [r for r in result["curve"] if r["encoder"] == encoder]
-        fractions = sorted({r["fraction"] for r in rows})
-        xs, ys = [], []
-        for fraction in fractions:
-            points = [r for r in rows if r["fraction"] == fraction]
-            xs.append(sum(r["n_train"] for r in points) / len(points))
-            ys.append(sum(r["macro_f1"] for r in points) / len(points))
-            axes.scatter(
-                [r["n_train"] for r in points],
-                [r["macro_f1"] for r in points],
-                s=12,
-                color=colour,
-                alpha=0.5,
+        for key, style, label in (
+            ("macro_f1", "-", "as shipped (recall-tuned thresholds, rules)"),
+            ("argmax_macro_f1", "--", "most likely tier"),
+        ):
+            xs, ys = [], []
+            for fraction in sorted({r["fraction"] for r in rows}):
+                points = [r for r in rows if r["fraction"] == fraction]
+                xs.append(sum(r["n_train"] for r in points) / len(points))
+                ys.append(sum(r[key] for r in points) / len(points))
+                axes.scatter(
+                    [r["n_train"] for r in points],
+                    [r[key] for r in points],
+                    s=10,
+                    color=colour,
+                    alpha=0.4,
+                )
+            axes.plot(
+                xs, ys, marker="o", linestyle=style, color=colour, label=f"{encoder}, {label}"
             )
-        axes.plot(xs, ys, marker="o", color=colour, label=encoder)
-    for labeller, row in result["labellers_vs_labels"].items():
+    agreement = ", ".join(
+        f"{row['macro_f1']:.3f}" for row in result["labellers_vs_labels"].values()
+    )
+    for row in result["labellers_vs_labels"].values():
         axes.axhline(row["macro_f1"], color="tab:orange", linewidth=0.8, linestyle="-.")
-        axes.text(
-            120,
-            row["macro_f1"] - 0.02,
-            f"second labeller {labeller}: {row['macro_f1']:.3f}",
-            fontsize=7,
-            color="tab:orange",
-        )
+    axes.text(130, 0.96, f"two blind second labellers: {agreement}", fontsize=8, color="tab:orange")
     axes.axhline(0.85, color="tab:green", linewidth=0.8, linestyle="--")
-    axes.text(120, 0.855, "target 0.85", fontsize=8, color="tab:green")
+    axes.text(130, 0.856, "target 0.85", fontsize=8, color="tab:green")
     axes.set_xscale("log")
-    axes.set_ylim(0.5, 1.02)
+    axes.set_xticks([125, 250, 500, 1000], labels=["125", "250", "500", "1000"])
+    axes.set_xticks([], minor=True)
+    axes.set_ylim(0.4, 1.02)
     axes.set_xlabel("training prompts (log scale)")
     axes.set_ylabel("macro-F1 on the test split (fourth round)")
     axes.set_title("Context assessor: learning curve and labeller agreement", fontsize=10)
-    axes.legend(loc="center right", fontsize=8)
+    axes.legend(loc="lower right", fontsize=7, handlelength=4)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

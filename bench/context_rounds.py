@@ -11,6 +11,8 @@ fourth round (the current test split) is not read at all.
 ``CROSS_ROUND_RULE`` picks the encoder the assessor ships with (``DEFAULT_ENCODER``); it was fixed
 before this script first ran. The script also draws ``docs/img/context-rounds.png`` (out-of-fold
 against cross-round macro-F1 per encoder); ``--plot-only`` redraws it from the results file.
+Each candidate is also scored by its risk head's most likely tier (``round3_argmax_*``), without
+the thresholds tuned for 0.97 out-of-fold recall; those columns do not enter the rule.
 
 Run: ``python bench/context_rounds.py [--plot-only]`` (about 30 minutes on 2 cores, most of it the
 six fine-tuned candidates).
@@ -27,9 +29,10 @@ from typing import Any
 
 import torch
 
-from cai2.context import load_context_dataset, load_sentence_encoder
+from cai2.context import load_context_dataset, load_sentence_encoder, user_text
 from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
-from context import _encoder_candidates, _tier_metrics  # bench/ is on sys.path as a script
+from cai2.context._encoder import embed_texts
+from context import TIERS, _encoder_candidates, _tier_metrics  # bench/ is on sys.path as a script
 
 RESULTS = Path(__file__).parent / "results" / "context_rounds.json"
 FIGURE = Path(__file__).parent.parent / "docs" / "img" / "context-rounds.png"
@@ -121,6 +124,7 @@ def main() -> int:
     rows, assessors = _encoder_candidates(load_sentence_encoder(), earlier)
     truth = [r.risk.value for r in validation]
     conversations: list[Any] = [r.conversation for r in validation]
+    texts = [user_text(r.conversation) for r in validation]
     for row in rows:
         assessor = assessors[row["encoder"]]
         metrics = _tier_metrics(truth, [c.risk.value for c in assessor.assess_batch(conversations)])
@@ -128,6 +132,12 @@ def main() -> int:
         row["round3_high_critical_recall"] = metrics["high_critical_recall"]
         row["round3_per_tier_f1"] = metrics["per_tier_f1"]
         row["round3_confusion"] = metrics["confusion"]
+        # The risk head's most likely tier, without the recall-tuned thresholds and the rules
+        # (added 2026-11-29, session 13; reported, not used by the rule).
+        probabilities = assessor.risk_probabilities(texts, embed_texts(assessor.encoder, texts))
+        argmax = _tier_metrics(truth, [TIERS[int(i)] for i in probabilities.argmax(axis=1)])
+        row["round3_argmax_macro_f1"] = argmax["macro_f1"]
+        row["round3_argmax_high_critical_recall"] = argmax["high_critical_recall"]
         print(json.dumps({k: row[k] for k in ("encoder", "round3_macro_f1")}), flush=True)
     result = {
         "pick": _pick(rows),
