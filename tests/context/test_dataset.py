@@ -53,6 +53,21 @@ def test_builtin_set_is_large_balanced_and_honestly_split(dataset: list[Labelled
     assert len(set(texts)) == len(texts)
 
 
+def test_second_labels_cover_the_current_test_split(dataset: list[LabelledPrompt]) -> None:
+    # bench/context_agreement.py compares two blind labellers with the test labels; a new test
+    # split needs new second labels, or the agreement numbers describe prompts no longer tested.
+    path = Path(__file__).parents[2] / "bench" / "data" / "context_second_labels.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    test_ids = {r.id for r in dataset if r.split == "test"}
+    by_labeller: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        assert row["risk"] in {tier.value for tier in RiskTier}
+        by_labeller[row["labeller"]].append(row["id"])
+    assert sorted(by_labeller) == ["a", "b"]
+    for ids in by_labeller.values():
+        assert sorted(ids) == sorted(test_ids)
+
+
 def test_builtin_set_covers_every_domain_multi_turn_and_alarming_benign(
     dataset: list[LabelledPrompt],
 ) -> None:
