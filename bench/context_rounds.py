@@ -11,8 +11,10 @@ fourth round (the current test split) is not read at all.
 ``CROSS_ROUND_RULE`` picks the encoder the assessor ships with (``DEFAULT_ENCODER``); it was fixed
 before this script first ran. The script also draws ``docs/img/context-rounds.png`` (out-of-fold
 against cross-round macro-F1 per encoder); ``--plot-only`` redraws it from the results file.
-Each candidate is also scored by its risk head's most likely tier (``round3_argmax_*``), without
-the thresholds tuned for 0.97 out-of-fold recall; those columns do not enter the rule.
+Each candidate is also scored by its risk head's most likely tier (``round3_argmax_*``) instead
+of the thresholds tuned for 0.97 out-of-fold recall (both raised to the rules' floors).
+``JOINT_RULE`` then picks an (encoder, decision) pair; it was added on 2026-11-29 before those
+columns were first computed, and what it picks ships only after a fifth round tests it.
 
 Run: ``python bench/context_rounds.py [--plot-only]`` (about 30 minutes on 2 cores, most of it the
 six fine-tuned candidates).
@@ -32,6 +34,7 @@ import torch
 from cai2.context import load_context_dataset, load_sentence_encoder, user_text
 from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.context._encoder import embed_texts
+from cai2.context._rules import RULES, apply_rules
 from context import TIERS, _encoder_candidates, _tier_metrics  # bench/ is on sys.path as a script
 
 RESULTS = Path(__file__).parent / "results" / "context_rounds.json"
@@ -44,6 +47,30 @@ CROSS_ROUND_RULE = (
     f"prompts; when none reaches the recall, the fastest-qualifying candidate with the highest "
     f"recall (ties: higher macro-F1). Fixed before the script first ran"
 )
+
+
+JOINT_RULE = (
+    "each candidate encoder enters twice, with the recall-tuned thresholds and with its risk "
+    "head's most likely tier (both raised to the rules' floors); among the pairs with cross-round "
+    f"high+critical recall >= {MIN_RECALL} and encoder p50 <= {MAX_ENCODER_P50_MS} ms, the one "
+    "with the highest cross-round macro-F1. Fixed on 2026-11-29 before the most-likely-tier "
+    "columns were first computed on the third round, but after a diagnosis on the fourth round "
+    "(bench/context_agreement.py) suggested it, so a fifth round must test it before it ships"
+)
+
+
+def _joint_pick(rows: list[dict[str, Any]]) -> dict[str, str]:
+    pairs = [
+        (row["encoder"], decision, row[f"round3_{prefix}macro_f1"])
+        for row in rows
+        if row["encoder_p50_ms"] <= MAX_ENCODER_P50_MS
+        for decision, prefix in (("thresholds", ""), ("most likely tier", "argmax_"))
+        if row[f"round3_{prefix}high_critical_recall"] >= MIN_RECALL
+    ]
+    if not pairs:
+        return {"encoder": "none", "decision": "none: no pair reaches the recall"}
+    encoder, decision, _ = max(pairs, key=lambda pair: pair[2])
+    return {"encoder": encoder, "decision": decision}
 
 
 def _pick(rows: list[dict[str, Any]]) -> str:
@@ -125,6 +152,10 @@ def main() -> int:
     truth = [r.risk.value for r in validation]
     conversations: list[Any] = [r.conversation for r in validation]
     texts = [user_text(r.conversation) for r in validation]
+    floors = [
+        max((hit.rule.tier.rank for hit in apply_rules(r.conversation, RULES)), default=0)
+        for r in validation
+    ]
     for row in rows:
         assessor = assessors[row["encoder"]]
         metrics = _tier_metrics(truth, [c.risk.value for c in assessor.assess_batch(conversations)])
@@ -132,16 +163,23 @@ def main() -> int:
         row["round3_high_critical_recall"] = metrics["high_critical_recall"]
         row["round3_per_tier_f1"] = metrics["per_tier_f1"]
         row["round3_confusion"] = metrics["confusion"]
-        # The risk head's most likely tier, without the recall-tuned thresholds and the rules
-        # (added 2026-11-29, session 13; reported, not used by the rule).
+        # The risk head's most likely tier instead of the recall-tuned thresholds, still raised to
+        # the rules' floors (added 2026-11-29, session 13; see JOINT_RULE).
         probabilities = assessor.risk_probabilities(texts, embed_texts(assessor.encoder, texts))
-        argmax = _tier_metrics(truth, [TIERS[int(i)] for i in probabilities.argmax(axis=1)])
+        ranks = [
+            max(int(i), floor)
+            for i, floor in zip(probabilities.argmax(axis=1), floors, strict=True)
+        ]
+        argmax = _tier_metrics(truth, [TIERS[rank] for rank in ranks])
         row["round3_argmax_macro_f1"] = argmax["macro_f1"]
         row["round3_argmax_high_critical_recall"] = argmax["high_critical_recall"]
+        row["round3_argmax_confusion"] = argmax["confusion"]
         print(json.dumps({k: row[k] for k in ("encoder", "round3_macro_f1")}), flush=True)
     result = {
         "pick": _pick(rows),
         "rule": CROSS_ROUND_RULE,
+        "joint_pick": _joint_pick(rows),
+        "joint_rule": JOINT_RULE,
         "n_train": len(earlier),
         "n_validation": len(validation),
         "validation_by_tier": {t: truth.count(t) for t in dict.fromkeys(truth)},
@@ -151,7 +189,7 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot(result, FIGURE)
-    print(json.dumps({k: result[k] for k in ("pick", "n_train", "n_validation")}))
+    print(json.dumps({k: result[k] for k in ("pick", "joint_pick", "n_train", "n_validation")}))
     return 0
 
 
