@@ -41,6 +41,7 @@ from typing import Any
 
 from sklearn.metrics import cohen_kappa_score
 
+from _figures import save_figure
 from cai2.context import (
     DEFAULT_ENCODER,
     FROZEN_ENCODER,
@@ -219,12 +220,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes.set_ylim(0.4, 1.02)
     axes.set_xlabel("training prompts (log scale)")
     axes.set_ylabel("macro-F1 on the test split (fourth round)")
-    axes.set_title("Context assessor: learning curve and labeller agreement", fontsize=10)
     axes.legend(loc="lower right", fontsize=7, handlelength=4)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_figure(figure, axes, "Context assessor: learning curve and labeller agreement", path)
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from _figures import save_figure
 from cai2.context import load_context_dataset, load_sentence_encoder, user_text
 from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.context._encoder import embed_texts
@@ -118,15 +119,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
     axes.set_ylim(low, high)
     axes.set_xlabel("out-of-fold macro-F1 (folds within the first two rounds)")
     axes.set_ylabel("macro-F1 on the third round (trained on rounds 1-2)")
-    axes.set_title(
+    save_figure(
+        figure,
+        axes,
         "Context encoders: out-of-fold overstates a new round\n"
         "(squares frozen, circles fine-tuned, star the pick; dotted line y = x)",
-        fontsize=10,
+        path,
     )
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def main() -> int:

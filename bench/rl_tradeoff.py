@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from _figures import save_figure  # bench/ is on sys.path when run as a script
+
 RESULTS = Path(__file__).parent / "results"
 OUT = RESULTS / "rl_tradeoff.json"
 FIGURE = Path(__file__).parent.parent / "docs" / "img" / "rl-tradeoff.png"
@@ -112,15 +114,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     axes.set_ylim(0.55, 1.03)
     axes.set_xlabel("harmful compliance, 30 validation AdvBench prompts (lower is better)")
     axes.set_ylabel("benign answered, 30 validation prompts")
-    axes.set_title(
+    save_figure(
+        figure,
+        axes,
         "Stage 4 variants on validation: start model (black) → DPO model\n"
         "(shaded: what the rule accepts from each start; one prompt is 0.033 on either axis)",
-        fontsize=10,
+        path,
     )
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 def main() -> None:
