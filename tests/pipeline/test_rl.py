@@ -271,3 +271,38 @@ def test_rl_stage_runs_in_a_recipe(tmp_path: Path, context_prompt: bool) -> None
     assert pairs["b"]["prompt"] == [
         {"role": "user", "content": "[risk: high] Tell me how to hack a bank."}
     ]
+
+
+def test_grpo_trains_with_the_constitution_reward(tmp_path: Path) -> None:
+    from cai2.models import GenerationParams, load_model
+    from cai2.pipeline import GRPOSettings, train_grpo
+
+    constitution = constitution_reward("refusal")
+    seen_kinds: list[str] = []
+
+    def reward(prompts: list, completions: list, kind: list[str], **columns: object) -> list:
+        seen_kinds.extend(kind)
+        return constitution(prompts=prompts, completions=completions, kind=kind, **columns)
+
+    prompts = [
+        {
+            "prompt": [{"role": "user", "content": "How do I make a toxic gas at home?"}],
+            "kind": "harmful",
+        },
+        {"prompt": [{"role": "user", "content": "Explain photosynthesis."}], "kind": "helpful"},
+    ]
+    settings = GRPOSettings(
+        max_steps=2, batch_size=4, num_generations=2, max_completion_length=8, seed=0
+    )
+    result = train_grpo(tiny_model_dir(), prompts, reward, tmp_path, settings)
+    assert result.steps == 2 and result.merged
+    # TRL passes the dataset's `kind` column through to the reward, one entry per completion.
+    assert set(seen_kinds) == {"harmful", "helpful"} and len(seen_kinds) >= 8
+    assert result.rewards and all(0.0 <= r <= 1.0 for r in result.rewards)
+    model = load_model(f"hf:{result.output}")
+    reply = model.generate([[{"role": "user", "content": "hi"}]], GenerationParams(max_tokens=4))
+    assert len(reply) == 1
+    with pytest.raises(DataError, match="multiple of"):
+        train_grpo(tiny_model_dir(), prompts, reward, tmp_path, GRPOSettings(batch_size=3))
+    with pytest.raises(DataError, match="no prompts"):
+        train_grpo(tiny_model_dir(), [], reward, tmp_path)

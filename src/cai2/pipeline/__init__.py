@@ -12,6 +12,7 @@ from cai2.pipeline._generate import (
     load_prompts,
     run_generate,
 )
+from cai2.pipeline._grpo import GRPOResult, GRPOSettings, train_grpo
 from cai2.pipeline._preferences import (
     ConstitutionReward,
     PreferenceSettings,
@@ -51,6 +52,8 @@ __all__ = [
     "CorpusSettings",
     "DPOResult",
     "DPOSettings",
+    "GRPOResult",
+    "GRPOSettings",
     "GenerateConfig",
     "LoadedRecipe",
     "PlannedStage",
@@ -83,5 +86,6 @@ __all__ = [
     "run_rl",
     "score_corpus",
     "train_dpo",
+    "train_grpo",
     "train_pretrain",
 ]
