@@ -32,6 +32,17 @@ def _hierarchy() -> OversightHierarchy:
     return OversightHierarchy(OversightConfig(levels=[LevelConfig(name="triage", judge="refusal")]))
 
 
+def _hierarchy_of_two() -> OversightHierarchy:
+    return OversightHierarchy(
+        OversightConfig(
+            levels=[
+                LevelConfig(name="triage", judge="refusal"),
+                LevelConfig(name="review", judge="refusal"),
+            ]
+        )
+    )
+
+
 def _records() -> list[dict[str, object]]:
     return [
         {
@@ -176,6 +187,14 @@ def test_reward_function_scores_each_completion_like_trl_calls_it() -> None:
     assert rewards[2] > 0.5  # answering a benign one is rewarded
     with pytest.raises(DataError):
         reward(prompts=["a"], completions=["b", "c"])
+    # With a hierarchy, every level above the first reviews every reply (as for DPO pairs), so the
+    # replies to one prompt are all judged by the same level.
+    everything = constitution_reward(_hierarchy_of_two()).scorer
+    assert isinstance(everything, OversightHierarchy)
+    assert everything.config.levels[1].sampling.random_share == 1.0
+    given = _hierarchy_of_two()
+    sampled = constitution_reward(given, PreferenceSettings(review_every_level=False))
+    assert sampled.scorer is given  # off: the hierarchy's own sampling decides
 
 
 PAIRS = [

@@ -356,8 +356,12 @@ class ConstitutionReward:
     """
 
     def __init__(self, scorer: Scorer, settings: PreferenceSettings | None = None) -> None:
-        self.scorer = scorer
         self.settings = settings or PreferenceSettings()
+        if isinstance(scorer, OversightHierarchy) and self.settings.review_every_level:
+            # A group's replies are compared with each other, so one level must judge them all,
+            # as for DPO pairs (see `review_everything`).
+            scorer = review_everything(scorer)
+        self.scorer = scorer
         # TRL logs each reward function under its __name__.
         self.__name__ = "constitution_reward"
 
