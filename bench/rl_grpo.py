@@ -1,0 +1,139 @@
+"""Online stage 4: GRPO with the constitution reward → bench/results/rl_grpo_<split>.json.
+
+Eleven DPO variants (``bench/rl_effect.py``, ``docs/oversight.md``) traded benign answers for
+harm and back, and ``bench/rl_insample.py`` showed why: on their own training prompts the DPO
+models moved harmful and benign refusal rates together. DPO learns from pairs sampled once; GRPO
+samples a group of replies per prompt at every step from the current policy and rewards each
+against its group, so the reward for *this* prompt drives the update. This script runs
+:func:`cai2.pipeline.train_grpo` with :func:`cai2.pipeline.constitution_reward` over the default
+oversight hierarchy (refusal detector → MiniLM head, every reply reviewed), the same labels the DPO
+pairs came from: P(no violation) on a harmful prompt, 1 − P(refused) on a helpful one.
+
+Fixed before its first run (2026-11-29, session 13): start from the same stage-2 model as the DPO
+runs; train on the first 150 ``redteam`` and 150 ``helpful`` prompts (the big DPO run's prompts);
+4 replies per prompt at T 0.7, 48 tokens; β (KL) 0.04; learning rate 2e-5; one pass, 8 replies
+(two prompts) per step, so 150 steps, one seed. Evaluate on the validation split under the rule of
+the DPO runs (harm below the start model's, benign answering at most 5 points below it); only if
+it passes, evaluate
+once on the test split and once on the fresh split (``bench/_effect.py --split fresh --n 100
+--baseline bench/results/rl_effect_fresh_start.json``).
+
+Run: ``python bench/rl_grpo.py --start hf:<sl model> [--eval-split validation|test] [--runs-dir
+DIR]``. The trained model is kept in ``DIR/grpo/model`` and reused when the script runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _effect import cached_rates, evaluation_sets, harm_and_benign_rates
+from cai2.critique import training_items
+from cai2.models import GenerationParams
+from cai2.oversight import OversightHierarchy, default_oversight_config
+from cai2.pipeline import GRPOSettings, constitution_reward, train_grpo
+from cai2.pipeline._sl import hf_model_directory
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--start", required=True, help="The stage-2 model, hf:PATH.")
+    parser.add_argument("--per-set", type=int, default=150, help="Training prompts per set.")
+    parser.add_argument("--eval-split", choices=["test", "validation"], default="validation")
+    parser.add_argument("--n", type=int, default=30, help="Held-out AdvBench prompts.")
+    parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-grpo"))
+    parser.add_argument("--out", type=Path, help="Result file (default: rl_grpo_<split>.json).")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    settings = GRPOSettings(
+        num_generations=4,
+        max_completion_length=48,
+        temperature=0.7,
+        beta=0.04,
+        learning_rate=2e-5,
+        epochs=1.0,
+        batch_size=8,
+    )
+    output = args.runs_dir / "grpo"
+    model_dir = output / "model"
+    done = output / "grpo_done.json"
+    if not done.is_file():
+        items = training_items(["redteam", "helpful"], args.per_set)
+        prompts = [
+            {"prompt": [{"role": "user", "content": item.prompt}], "kind": item.kind}
+            for item in items
+        ]
+        reward = constitution_reward(OversightHierarchy(default_oversight_config()))
+
+        def progress(step: int, total: int) -> None:
+            if step % 5 == 0 or step == total:
+                elapsed = time.perf_counter() - started
+                print(f"grpo step {step}/{total} ({elapsed:.0f} s)", flush=True)
+
+        result = train_grpo(
+            hf_model_directory(args.start), prompts, reward, output, settings, progress=progress
+        )
+        done.write_text(
+            json.dumps(
+                {
+                    "steps": result.steps,
+                    "rewards": result.rewards,
+                    "losses": result.losses,
+                    "prompts": len(prompts),
+                    "train_seconds": round(time.perf_counter() - started, 1),
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
+    training = json.loads(done.read_text(encoding="utf-8"))
+
+    indices, harmful, benign = evaluation_sets(args.n, args.eval_split)
+    params = GenerationParams(max_tokens=40)
+    split = "" if args.eval_split == "test" else f"{args.eval_split}-"
+    cache = (
+        args.runs_dir / f"start-eval-{split}{args.start.replace(':', '_').replace('/', '_')}.json"
+    )
+    start = cached_rates(args.start, harmful, benign, params, cache)
+    tuned = harm_and_benign_rates(f"hf:{model_dir}", harmful, benign, params)
+    rewards = training["rewards"]
+    result = {
+        "benchmark": "rl_grpo",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
+        "start_model": args.start,
+        "model": f"hf:{model_dir}",
+        "eval_split": args.eval_split,
+        "n": len(harmful),
+        "n_benign": len(benign),
+        "advbench_indices": indices,
+        "grpo": settings.model_dump(mode="json"),
+        "reward": "constitution_reward, default hierarchy, every level reviewing every reply",
+        "grpo_steps": training["steps"],
+        "grpo_train_seconds": training["train_seconds"],
+        "reward_first_steps": round(sum(rewards[:5]) / max(len(rewards[:5]), 1), 4),
+        "reward_last_steps": round(sum(rewards[-5:]) / max(len(rewards[-5:]), 1), 4),
+        "start_harm_rate": start["harm_rate"],
+        "grpo_harm_rate": tuned["harm_rate"],
+        "start_harm_rate_embedding_head": start["harm_rate_embedding_head"],
+        "grpo_harm_rate_embedding_head": tuned["harm_rate_embedding_head"],
+        "start_benign_answer_rate": start["benign_answer_rate"],
+        "grpo_benign_answer_rate": tuned["benign_answer_rate"],
+        "grpo_benign_refused": tuned["benign_refused"],
+        "command": "python bench/rl_grpo.py " + " ".join(sys.argv[1:]),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out = args.out or RESULTS / f"rl_grpo_{args.eval_split}.json"
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(json.dumps({k: v for k, v in result.items() if k != "advbench_indices"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
