@@ -22,6 +22,8 @@ Run: ``python bench/rl_grpo.py --start hf:<sl model> [--eval-split validation|te
 DIR]``. The trained model is kept in ``DIR/grpo/model`` and reused when the script runs again.
 """
 
+# make-bench: needs models
+
 from __future__ import annotations
 
 import argparse

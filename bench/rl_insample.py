@@ -13,6 +13,8 @@ rates together and keeps the gap.
 Run: ``python bench/rl_insample.py hf:<start model> hf:<dpo model> [...]`` (about 20 s per model).
 """
 
+# make-bench: needs models
+
 from __future__ import annotations
 
 import json
