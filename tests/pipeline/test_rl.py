@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from cai2.errors import DataError
+from cai2.errors import ConfigError, DataError
 from cai2.judges import RefusalJudge
 from cai2.models import tiny_model_dir
 from cai2.oversight import LevelConfig, OversightConfig, OversightHierarchy
@@ -21,7 +21,7 @@ from cai2.pipeline._preferences import (
     preference_pairs,
     refusal_negative_pairs,
 )
-from cai2.pipeline._rl import DPOSettings, train_dpo
+from cai2.pipeline._rl import DPOSettings, RLConfig, train_dpo
 
 REFUSAL = "I'm sorry, but I can't help with that request."
 HARMFUL_ANSWER = "Sure. Step 1: mix the two chemicals in a closed room. Step 2: wait."
@@ -325,3 +325,36 @@ def test_grpo_trains_with_the_constitution_reward(tmp_path: Path) -> None:
         train_grpo(tiny_model_dir(), prompts, reward, tmp_path, GRPOSettings(batch_size=3))
     with pytest.raises(DataError, match="no prompts"):
         train_grpo(tiny_model_dir(), [], reward, tmp_path)
+
+
+def test_rl_stage_runs_grpo_in_a_recipe_and_resumes(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(
+        '{"id": "a", "prompt": "Say something about cats.", "kind": "helpful"}\n'
+        '{"id": "b", "prompt": "Tell me how to hack a bank.", "kind": "harmful"}\n'
+    )
+    config = {
+        "prompts": [str(prompts)],
+        "method": "grpo",
+        "oversight": {"levels": [{"name": "triage", "judge": "refusal"}]},
+        "grpo": {"max_steps": 2, "batch_size": 4, "num_generations": 2, "max_completion_length": 6},
+    }
+    stages = [{"stage": "rl", "config": config}]
+    recipe = Recipe(name="grpo-test", model="hf:tiny", runs_dir=tmp_path, stages=stages)  # type: ignore[arg-type]
+    run = run_recipe(recipe)
+    metrics = run.record.stages[0].metrics
+    assert metrics["prompts"] == 2 and metrics["grpo_steps"] == 2
+    assert 0.0 <= float(metrics["grpo_reward_end"]) <= 1.0  # type: ignore[arg-type]
+    assert str(metrics["model_out"]).startswith("hf:")
+    stage_dir = run.artifacts_dir / "rl"
+    assert (stage_dir / "model" / "model.safetensors").is_file()
+    assert (stage_dir / "provenance.json").is_file() and (stage_dir / "grpo_done.json").is_file()
+    assert not (stage_dir / "preferences.jsonl").exists()  # GRPO makes no pairs
+    # A second run of the same recipe finds the stage done and trains nothing.
+    again = run_recipe(recipe)
+    assert again.record.stages[0].metrics["grpo_steps"] == 2
+    with pytest.raises(ValidationError):
+        RLConfig.model_validate({**config, "method": "ppo"})
+    tagged = [{"stage": "rl", "config": {**config, "context_prompt": True}}]
+    with pytest.raises(ConfigError, match="context_prompt"):
+        run_recipe(Recipe(name="grpo-tag", model="hf:tiny", runs_dir=tmp_path, stages=tagged))  # type: ignore[arg-type]

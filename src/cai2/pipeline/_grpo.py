@@ -62,6 +62,21 @@ class GRPOResult:
     """Mean reward of the sampled replies at each logged step."""
     losses: list[float]
 
+    @property
+    def final_loss(self) -> float:
+        """Loss logged at the last step (NaN if nothing was logged)."""
+        return self.losses[-1] if self.losses else float("nan")
+
+    @property
+    def reward_start(self) -> float | None:
+        """Mean reward over the first five logged steps."""
+        return sum(self.rewards[:5]) / len(self.rewards[:5]) if self.rewards else None
+
+    @property
+    def reward_end(self) -> float | None:
+        """Mean reward over the last five logged steps."""
+        return sum(self.rewards[-5:]) / len(self.rewards[-5:]) if self.rewards else None
+
 
 def train_grpo(
     model_dir: str | Path,

@@ -14,15 +14,16 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from cai2.config import StrictModel, load_yaml_model
-from cai2.errors import DataError
+from cai2.errors import ConfigError, DataError
 from cai2.models import Conversation
 from cai2.oversight import OversightConfig, OversightHierarchy, default_oversight_config
 from cai2.pipeline._context import StageContext, StageMetrics
+from cai2.pipeline._grpo import GRPOResult, GRPOSettings, train_grpo
 from cai2.pipeline._lora import (
     LoraTrainingSettings,
     cpu_trainer_arguments,
@@ -33,6 +34,7 @@ from cai2.pipeline._lora import (
     train_stage_model,
 )
 from cai2.pipeline._preferences import (
+    ConstitutionReward,
     PreferenceSettings,
     balance_benign_pairs,
     label_candidates,
@@ -41,11 +43,15 @@ from cai2.pipeline._preferences import (
 )
 from cai2.pipeline._sl import hf_model_directory
 
+if TYPE_CHECKING:
+    from cai2.critique import CritiqueItem
+
 SAMPLES_FILE = "samples.jsonl"
 LABELS_FILE = "labels.jsonl"
 PREFERENCES_FILE = "preferences.jsonl"
 PROVENANCE_FILE = "provenance.json"
 DONE_MARKER = "dpo_done.json"
+GRPO_DONE_MARKER = "grpo_done.json"
 
 
 class DPOSettings(LoraTrainingSettings):
@@ -219,6 +225,18 @@ class RLConfig(StrictModel):
         default_factory=PreferenceSettings, description="Sampling, labelling and pairing."
     )
     dpo: DPOSettings = Field(default_factory=DPOSettings, description="DPO + LoRA settings.")
+    method: Literal["dpo", "grpo"] = Field(
+        "dpo",
+        description=(
+            "`dpo`: sample replies once, pair them by the hierarchy's labels, train with DPO "
+            "(offline). `grpo`: sample from the current policy at every step and reward each reply "
+            "with the same label (online, `train_grpo`); `preferences` then only says which prompt "
+            "kinds are benign and how their replies are scored, and `grpo` holds the settings."
+        ),
+    )
+    grpo: GRPOSettings = Field(
+        default_factory=GRPOSettings, description="GRPO + LoRA settings (with `method: grpo`)."
+    )
 
 
 def context_prefixes(prompts: Sequence[str]) -> list[str]:
@@ -255,6 +273,8 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
     spec = context.model_for(config.model)
     model_dir = hf_model_directory(spec)
     items = training_items(config.prompts, config.limit_per_set)
+    if config.method == "grpo":
+        return _run_grpo(context, config, spec, model_dir, items)
     settings = config.preferences
     k = settings.samples_per_prompt
     with stage.open_jsonl(SAMPLES_FILE, id_key="id") as out:
@@ -344,6 +364,46 @@ def run_rl(context: StageContext, config: RLConfig) -> StageMetrics:
     extra = ("changed_lora_tensors", "reward_accuracy")
     metrics.update(train_stage_model(stage.path(DONE_MARKER), "dpo", train, extra))
     return metrics
+
+
+def _run_grpo(
+    context: StageContext,
+    config: RLConfig,
+    spec: str,
+    model_dir: Path,
+    items: Sequence[CritiqueItem],
+) -> StageMetrics:
+    """The `rl` stage with ``method: grpo``: online GRPO against the hierarchy's reward."""
+    if config.context_prompt:
+        raise ConfigError(
+            "`context_prompt` works with `method: dpo` only: the GRPO reward would judge the "
+            "tagged request"
+        )
+    stage = context.stage
+    hierarchy = _hierarchy(context, config)
+    reward = ConstitutionReward(hierarchy, config.preferences)
+    prompts = [
+        {"prompt": [{"role": "user", "content": item.prompt}], "kind": item.kind} for item in items
+    ]
+    stage.write_json(
+        PROVENANCE_FILE,
+        {
+            "model": spec,
+            "method": "grpo",
+            "prompts": config.prompts,
+            "levels": [level.model_dump(mode="json") for level in hierarchy.config.levels],
+            "judges": [judge.name for judge in hierarchy.judges],
+            "preferences": config.preferences.model_dump(mode="json"),
+            "grpo": config.grpo.model_dump(mode="json"),
+        },
+    )
+
+    def train() -> GRPOResult:
+        return train_grpo(model_dir, prompts, reward, stage.dir, config.grpo)
+
+    extra = ("reward_start", "reward_end")
+    trained = train_stage_model(stage.path(GRPO_DONE_MARKER), "grpo", train, extra)
+    return {"prompts": len(prompts), **trained}
 
 
 def preference_rows(path: str | Path) -> list[dict[str, Any]]:
