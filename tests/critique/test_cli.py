@@ -101,3 +101,17 @@ def test_pipeline_rl_command_trains_on_pairs(tmp_path: Path, capsys: CaptureFixt
     out = capsys.readouterr().out
     assert code == 0, out
     assert "prompts: 2" in out and "replies: 4" in out and "run directory:" in out
+
+
+def test_pipeline_rl_command_trains_online_with_grpo(
+    tmp_path: Path, capsys: CaptureFixture[str]
+) -> None:
+    oversight = tmp_path / "oversight.yaml"
+    oversight.write_text("levels:\n  - name: triage\n    judge: refusal\n")
+    args = ["pipeline", "rl", "--model", "hf:tiny", "--prompts", "helpful", "--limit", "2"]
+    args += ["--oversight", str(oversight), "--samples", "2", "--max-tokens", "4"]
+    args += ["--max-steps", "1", "--method", "grpo", "--runs-dir", str(tmp_path)]
+    code = main([*args, "--run-id", "grpo-cli"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "grpo_steps: 1" in out and "run directory:" in out
