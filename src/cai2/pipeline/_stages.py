@@ -30,7 +30,7 @@ STAGES: dict[str, StageDefinition] = {
     "rl": StageDefinition(
         config_model=RLConfig,
         run=run_rl,
-        description="Sample replies, label them through the oversight hierarchy, DPO (or GRPO) with LoRA.",
+        description="Sample replies, label them with the oversight hierarchy, DPO or GRPO + LoRA.",
     ),
     "redteam": StageDefinition(
         config_model=RedTeamConfig,
