@@ -18,6 +18,11 @@ it passes, evaluate
 once on the test split and once on the fresh split (``bench/_effect.py --split fresh --n 100
 --baseline bench/results/rl_effect_fresh_start.json``).
 
+Seed 0 passed all three (``rl_grpo_{validation,test}.json``, ``rl_grpo_fresh.json``). Added
+before a second run (2026-11-29): the same settings with ``--seed 1`` in another runs dir, scored
+on validation and the fresh split; GRPO is reported as meeting the target only if seed 1 passes
+the fresh-split rule too.
+
 Run: ``python bench/rl_grpo.py --start hf:<sl model> [--eval-split validation|test] [--runs-dir
 DIR]``. The trained model is kept in ``DIR/grpo/model`` and reused when the script runs again.
 """
@@ -52,6 +57,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=30, help="Held-out AdvBench prompts.")
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-grpo"))
     parser.add_argument("--out", type=Path, help="Result file (default: rl_grpo_<split>.json).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of sampling and LoRA init.")
     args = parser.parse_args()
     started = time.perf_counter()
     settings = GRPOSettings(
@@ -62,6 +68,7 @@ def main() -> None:
         learning_rate=2e-5,
         epochs=1.0,
         batch_size=8,
+        seed=args.seed,
     )
     output = args.runs_dir / "grpo"
     model_dir = output / "model"
