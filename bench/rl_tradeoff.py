@@ -1,7 +1,8 @@
 """Every stage-4 variant on the validation split, in one picture → bench/results/rl_tradeoff.json.
 
 Collects the validation results of the stage-4 runs in ``docs/oversight.md`` (written by
-``bench/rl_effect.py --eval-split validation`` and ``bench/_effect.py --split validation``) and
+``bench/rl_effect.py --eval-split validation``, ``bench/_effect.py --split validation`` and
+``bench/rl_grpo.py``) and
 draws ``docs/img/rl-tradeoff.png``: harmful compliance against benign answering, one arrow per
 variant from its start model to its DPO model. The shaded box is what the validation rule accepts
 (harm below the start's, benign answering at most 5 points below it). Nothing is trained or
@@ -35,6 +36,8 @@ VARIANTS: tuple[tuple[str, str], ...] = (
     ("+ NLL on chosen (RPO)", "rl_effect_validation_rpo.json"),
     ("+ helpful pairs repeated", "rl_effect_validation_balance.json"),
     ("+ borderline prompts", "rl_effect_validation_borderline.json"),
+    ("GRPO, online (seed 0)", "rl_grpo_validation.json"),
+    ("GRPO, online (seed 1)", "rl_grpo_validation_seed1.json"),
 )
 RULE_POINTS = 0.05
 
@@ -42,9 +45,10 @@ RULE_POINTS = 0.05
 def _point(data: dict[str, Any], which: str) -> tuple[float, float]:
     if which == "start" and "start_harm_rate" in data:
         return data["start_harm_rate"], data["start_benign_answer_rate"]
-    if "rl_harm_rate" in data:
-        return data["rl_harm_rate"], data["rl_benign_answer_rate"]
-    return data["harm_rate"], data["benign_answer_rate"]
+    for prefix in ("rl_", "grpo_", ""):
+        if f"{prefix}harm_rate" in data:
+            return data[f"{prefix}harm_rate"], data[f"{prefix}benign_answer_rate"]
+    raise KeyError("no harm rate in the results file")
 
 
 def collect() -> list[dict[str, Any]]:
