@@ -24,6 +24,7 @@ from cai2.pipeline._lora import (
     load_for_training,
     lora_config,
     quiet_trainer,
+    save_trained,
     step_progress_callback,
 )
 
@@ -147,12 +148,5 @@ def train_grpo(
     rewards = [float(log["reward"]) for log in logs if "reward" in log]
     losses = [float(log["loss"]) for log in logs if "loss" in log]
     trained: Any = trainer.model
-    if settings.merge:
-        target = output / "model"
-        trained.merge_and_unload().save_pretrained(target, safe_serialization=True)
-        tokenizer.padding_side = "left"
-    else:
-        target = output / "adapter"
-        trained.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    target = save_trained(trained, tokenizer, output, settings.merge)
     return GRPOResult(target, settings.merge, int(trainer.state.global_step), rewards, losses)

@@ -144,6 +144,22 @@ def train_stage_model(
     return metrics
 
 
+def save_trained(trained: Any, tokenizer: Any, output: Path, merge: bool) -> Path:
+    """Save a PEFT-wrapped model: merged into ``output/model`` or as ``output/adapter``.
+
+    A merged model gets a left-padding tokenizer, as generation needs; the folder is returned.
+    """
+    if merge:
+        target = output / "model"
+        trained.merge_and_unload().save_pretrained(target, safe_serialization=True)
+        tokenizer.padding_side = "left"
+    else:
+        target = output / "adapter"
+        trained.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
 def load_for_training(model_dir: str | Path) -> tuple[Any, Any]:
     """(tokenizer, fp32 causal LM) from a ``save_pretrained`` folder, with a pad token set."""
     import torch

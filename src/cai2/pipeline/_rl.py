@@ -30,6 +30,7 @@ from cai2.pipeline._lora import (
     load_for_training,
     lora_config,
     quiet_trainer,
+    save_trained,
     step_progress_callback,
     train_stage_model,
 )
@@ -173,14 +174,7 @@ def train_dpo(
         for name, p in trained.named_parameters()
         if name in before
     )
-    if settings.merge:
-        target = output / "model"
-        trained.merge_and_unload().save_pretrained(target, safe_serialization=True)
-        tokenizer.padding_side = "left"
-    else:
-        target = output / "adapter"
-        trained.save_pretrained(target)
-    tokenizer.save_pretrained(target)
+    target = save_trained(trained, tokenizer, output, settings.merge)
     return DPOResult(
         target, settings.merge, int(trainer.state.global_step), losses, changed, accuracy
     )
