@@ -121,7 +121,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     save_figure(
         figure,
         axes,
-        "Stage 4 variants on validation: start model (black) → DPO model\n"
+        "Stage 4 variants on validation: start model (black) → stage-4 model\n"
         "(shaded: what the rule accepts from each start; one prompt is 0.033 on either axis)",
         path,
     )
