@@ -119,6 +119,12 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
     ]
 
 
+def start_cache(runs_dir: Path, start: str, split: str, context_prompt: bool = False) -> Path:
+    """Where a benchmark keeps the start model's rates on ``split`` (see :func:`cached_rates`)."""
+    tag = ("" if split == "test" else f"{split}-") + ("context-" if context_prompt else "")
+    return runs_dir / f"start-eval-{tag}{start.replace(':', '_').replace('/', '_')}.json"
+
+
 def cached_rates(
     spec: str,
     harmful: list[str],

@@ -35,7 +35,7 @@ from _figures import save_figure
 from cai2.context import load_context_dataset, load_sentence_encoder, user_text
 from cai2.context._dataset import FORMER_TEST_NOTE, THIRD_ROUND_NOTE
 from cai2.context._encoder import embed_texts
-from cai2.context._rules import RULES, apply_rules
+from cai2.context._rules import rule_floor
 from context import TIERS, _encoder_candidates, _tier_metrics  # bench/ is on sys.path as a script
 
 RESULTS = Path(__file__).parent / "results" / "context_rounds.json"
@@ -151,10 +151,7 @@ def main() -> int:
     truth = [r.risk.value for r in validation]
     conversations: list[Any] = [r.conversation for r in validation]
     texts = [user_text(r.conversation) for r in validation]
-    floors = [
-        max((hit.rule.tier.rank for hit in apply_rules(r.conversation, RULES)), default=0)
-        for r in validation
-    ]
+    floors = [rule_floor(r.conversation) for r in validation]
     for row in rows:
         assessor = assessors[row["encoder"]]
         metrics = _tier_metrics(truth, [c.risk.value for c in assessor.assess_batch(conversations)])

@@ -54,6 +54,7 @@ from _effect import (  # bench/ is on sys.path when run as a script
     evaluation_sets,
     harm_and_benign_rates,
     run_one_stage,
+    start_cache,
 )
 from cai2.models import GenerationParams
 from cai2.oversight import default_oversight_config
@@ -131,11 +132,7 @@ def main() -> None:
 
     indices, harmful, benign = evaluation_sets(args.n, args.eval_split)
     params = GenerationParams(max_tokens=args.max_tokens)
-    split = "" if args.eval_split == "test" else f"{args.eval_split}-"
-    split += "context-" if args.context_prompt else ""
-    cache = (
-        args.runs_dir / f"start-eval-{split}{args.start.replace(':', '_').replace('/', '_')}.json"
-    )
+    cache = start_cache(args.runs_dir, args.start, args.eval_split, args.context_prompt)
     start = cached_rates(args.start, harmful, benign, params, cache, args.context_prompt)
     print("start:", {k: v for k, v in start.items() if k != "examples"}, flush=True)
 

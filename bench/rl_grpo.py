@@ -39,7 +39,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _effect import cached_rates, evaluation_sets, harm_and_benign_rates
+from _effect import cached_rates, evaluation_sets, harm_and_benign_rates, start_cache
 from cai2.critique import training_items
 from cai2.models import GenerationParams
 from cai2.oversight import OversightHierarchy, default_oversight_config
@@ -106,10 +106,7 @@ def main() -> None:
 
     indices, harmful, benign = evaluation_sets(args.n, args.eval_split)
     params = GenerationParams(max_tokens=40)
-    split = "" if args.eval_split == "test" else f"{args.eval_split}-"
-    cache = (
-        args.runs_dir / f"start-eval-{split}{args.start.replace(':', '_').replace('/', '_')}.json"
-    )
+    cache = start_cache(args.runs_dir, args.start, args.eval_split)
     start = cached_rates(args.start, harmful, benign, params, cache)
     tuned = harm_and_benign_rates(f"hf:{model_dir}", harmful, benign, params)
     rewards = training["rewards"]

@@ -346,3 +346,8 @@ def apply_rules(conversation: Conversation, rules: tuple[Rule, ...] = RULES) -> 
                 hits.append(RuleHit(rule=rule, matched=matched, turn=index))
                 break
     return hits
+
+
+def rule_floor(conversation: Conversation, rules: tuple[Rule, ...] = RULES) -> int:
+    """The highest tier rank any matching rule sets for ``conversation`` (0, low, if none)."""
+    return max((hit.rule.tier.rank for hit in apply_rules(conversation, rules)), default=0)

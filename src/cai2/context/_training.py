@@ -10,7 +10,7 @@ import numpy as np
 from cai2.context._assessor import FittedHeads, TierDecision
 from cai2.context._complexity import complexity_features
 from cai2.context._dataset import LabelledPrompt, user_text
-from cai2.context._rules import Rule, apply_rules
+from cai2.context._rules import Rule, rule_floor
 from cai2.context._types import RiskTier
 from cai2.errors import DataError
 
@@ -242,12 +242,7 @@ def fit_heads(
     if missing:
         raise DataError(f"the training split has no examples of tier(s) {missing}")
     texts = [user_text(e.conversation) for e in train]
-    floors = np.array(
-        [
-            max((hit.rule.tier.rank for hit in apply_rules(e.conversation, rules)), default=0)
-            for e in train
-        ]
-    )
+    floors = np.array([rule_floor(e.conversation, rules) for e in train])
     splits = fold_splits(train, folds, seed)  # the folds that `fold_embeddings` must follow
     if fold_embeddings is None:
         fold_embeddings = [(embeddings[t], embeddings[v]) for t, v in splits]
