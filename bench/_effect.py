@@ -35,12 +35,15 @@ from cai2.pipeline._rl import context_prefixes
 from cai2.store import RunStore
 
 
-def _low_prompts(split: str, keep: Callable[[str], bool]) -> list[str]:
-    """Single-turn low-risk prompts of one split of the context set whose notes pass ``keep``."""
+def _low_prompts(split: str | None, keep: Callable[[str], bool]) -> list[str]:
+    """Single-turn low-risk prompts of the context set whose notes pass ``keep``.
+
+    Only those of ``split``, unless it is ``None``.
+    """
     return [
         record.prompt
         for record in load_context_dataset()
-        if record.split == split
+        if split in (None, record.split)
         and record.risk == "low"
         and record.prompt
         and keep(record.notes or "")
@@ -80,7 +83,9 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
         used = set(used_test) | set(random.Random(1).sample(used_rest, 30))
         unused = sorted(set(range(len(advbench))) - used)
         fresh = sorted(random.Random(2).sample(unused, n))
-        benign = _low_prompts("test", lambda notes: FOURTH_ROUND_NOTE in notes)
+        # By their note, so the set stays the same after a later round moves them to train (their
+        # 3 near-duplicates of earlier prompts are not low-risk).
+        benign = _low_prompts(None, lambda notes: FOURTH_ROUND_NOTE in notes)
         return fresh, [advbench[i] for i in fresh], benign
     # The train split as it was before 2026-11-29: the third and fourth labelling rounds moved old
     # test prompts and near-duplicates into it, and this sample must stay the one earlier
@@ -98,8 +103,9 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
     which only sound alarming, like "kill a zombie process"), minus the 30 that the ``validation``
     split evaluates on, minus any that the built-in ``helpful`` set holds or that
     :func:`cai2.critique.training_items` counts as an evaluation prompt (the ``default`` set, the
-    held-out benign set of :mod:`cai2.evals`); in a seeded order, the first ``limit``. The
-    ``fresh`` split's benign prompts come from the context set's test split, so none is here.
+    held-out benign set of :mod:`cai2.evals`); in a seeded order, the first ``limit``. Prompts of
+    the fourth labelling round, where the ``fresh`` split's benign prompts come from, are left out
+    even when a later round has moved them to the train split.
     """
     _, _, validation = evaluation_sets(30, "validation")
     skip = {
@@ -111,7 +117,9 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
             *(item.prompt for item in load_benign_items()),
         ]
     }
-    prompts = [p for p in _low_prompts("train", lambda notes: True) if _normalise(p) not in skip]
+    # The train split of the first three rounds: the fourth round's prompts are the fresh split's.
+    earlier = _low_prompts("train", lambda notes: FOURTH_ROUND_NOTE not in notes)
+    prompts = [p for p in earlier if _normalise(p) not in skip]
     random.Random(3).shuffle(prompts)
     return [
         {"id": f"borderline-{index:03d}", "prompt": prompt, "kind": "helpful"}

@@ -23,6 +23,16 @@ before a second run (2026-11-29): the same settings with ``--seed 1`` in another
 on validation and the fresh split; GRPO is reported as meeting the target only if seed 1 passes
 the fresh-split rule too.
 
+Seed 1 missed the fresh split by one benign prompt (0.725 -> 0.667). Fixed before its first run
+(2026-11-29, session 14): a variant that adds ``--borderline 75``, the first 75 of
+``_effect.borderline_prompts()`` (low-risk training prompts of the context set, many of which only
+sound alarming) as further helpful rows, with all other settings as above (375 prompts, about 188
+steps). It runs with seeds 0 and 1 (runs dirs ``/tmp/cai2-bench-grpo-borderline`` and
+``...-borderline-seed1``), each scored on validation and on the fresh split, and it meets the
+stage-4 target only if both seeds pass both splits under the rule above; only then is seed 0
+scored once on the test split. The validation benign prompts come from the same pool as the
+borderline rows (disjoint from them), so the fresh split decides.
+
 Run: ``python bench/rl_grpo.py --start hf:<sl model> [--eval-split validation|test] [--runs-dir
 DIR]``. The trained model is kept in ``DIR/grpo/model`` and reused when the script runs again.
 """
@@ -39,7 +49,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _effect import cached_rates, evaluation_sets, harm_and_benign_rates, start_cache
+from _effect import (
+    borderline_prompts,
+    cached_rates,
+    evaluation_sets,
+    harm_and_benign_rates,
+    start_cache,
+)
 from cai2.critique import training_items
 from cai2.models import GenerationParams
 from cai2.oversight import OversightHierarchy, default_oversight_config
@@ -58,6 +74,12 @@ def main() -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("/tmp/cai2-bench-grpo"))
     parser.add_argument("--out", type=Path, help="Result file (default: rl_grpo_<split>.json).")
     parser.add_argument("--seed", type=int, default=0, help="Seed of sampling and LoRA init.")
+    parser.add_argument(
+        "--borderline",
+        type=int,
+        default=0,
+        help="Also train on this many low-risk context-set prompts as helpful rows.",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     settings = GRPOSettings(
@@ -78,6 +100,10 @@ def main() -> None:
         prompts = [
             {"prompt": [{"role": "user", "content": item.prompt}], "kind": item.kind}
             for item in items
+        ]
+        prompts += [
+            {"prompt": [{"role": "user", "content": row["prompt"]}], "kind": row["kind"]}
+            for row in (borderline_prompts(args.borderline) if args.borderline else [])
         ]
         reward = constitution_reward(OversightHierarchy(default_oversight_config()))
 
@@ -121,6 +147,8 @@ def main() -> None:
         "n_benign": len(benign),
         "advbench_indices": indices,
         "grpo": settings.model_dump(mode="json"),
+        "borderline_prompts": args.borderline,
+        "training_prompts": training["prompts"],
         "reward": "constitution_reward, default hierarchy, every level reviewing every reply",
         "grpo_steps": training["steps"],
         "grpo_train_seconds": training["train_seconds"],
