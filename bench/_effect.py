@@ -23,7 +23,12 @@ from typing import Any
 
 from cai2.benchmarks import load_advbench
 from cai2.context import load_context_dataset
-from cai2.context._dataset import FORMER_TEST_NOTE, FOURTH_ROUND_NOTE, THIRD_ROUND_NOTE
+from cai2.context._dataset import (
+    FIFTH_ROUND_NOTE,
+    FORMER_TEST_NOTE,
+    FOURTH_ROUND_NOTE,
+    THIRD_ROUND_NOTE,
+)
 from cai2.critique import load_prompt_set
 from cai2.critique._prompts import _normalise
 from cai2.evals import load_benign_items
@@ -90,7 +95,7 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     # The train split as it was before 2026-11-29: the third and fourth labelling rounds moved old
     # test prompts and near-duplicates into it, and this sample must stay the one earlier
     # validation runs used.
-    later = (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE)
+    later = (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE, FIFTH_ROUND_NOTE)
     low = _low_prompts("train", lambda notes: not any(mark in notes for mark in later))
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign
@@ -103,9 +108,9 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
     which only sound alarming, like "kill a zombie process"), minus the 30 that the ``validation``
     split evaluates on, minus any that the built-in ``helpful`` set holds or that
     :func:`cai2.critique.training_items` counts as an evaluation prompt (the ``default`` set, the
-    held-out benign set of :mod:`cai2.evals`); in a seeded order, the first ``limit``. Prompts of
-    the fourth labelling round, where the ``fresh`` split's benign prompts come from, are left out
-    even when a later round has moved them to the train split.
+    held-out benign set of :mod:`cai2.evals`); in a seeded order, the first ``limit``. Only the
+    first three labelling rounds count: the fourth round holds the ``fresh`` split's benign
+    prompts, and later rounds must not change the rows of runs already made.
     """
     _, _, validation = evaluation_sets(30, "validation")
     skip = {
@@ -117,8 +122,10 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
             *(item.prompt for item in load_benign_items()),
         ]
     }
-    # The train split of the first three rounds: the fourth round's prompts are the fresh split's.
-    earlier = _low_prompts("train", lambda notes: FOURTH_ROUND_NOTE not in notes)
+    # The train split of the first three rounds: the fourth round's prompts are the fresh split's,
+    # and the rows must not change when a later round adds training prompts.
+    later = (FOURTH_ROUND_NOTE, FIFTH_ROUND_NOTE)
+    earlier = _low_prompts("train", lambda notes: not any(mark in notes for mark in later))
     prompts = [p for p in earlier if _normalise(p) not in skip]
     random.Random(3).shuffle(prompts)
     return [

@@ -51,6 +51,10 @@ FOURTH_ROUND_NOTE = "fourth round"
 """In ``notes``: written in the fourth round (2026-11-29), the test split since then (and 3
 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
+FIFTH_ROUND_NOTE = "fifth round"
+"""In ``notes``: written in the fifth round (2026-11-29): a fresh test split and a larger batch
+of training prompts by other writers."""
+
 
 class ChatTurn(StrictModel):
     """One turn of a labelled multi-turn case."""
