@@ -1,10 +1,10 @@
 """How often the explicit context rules fire, per labelling round and tier → context_rules.json.
 
 The rules in ``cai2.context._rules`` match phrasings ("how do I make sarin"). They were written
-together with the first labelling round; the second round (2026-11-28), the third and the fourth
-(2026-11-29; the fourth is the test split) were written afterwards. How often they fire on each
-part of the set shows whether they generalise to prompts written without them in view. No model
-is involved; the numbers are exact.
+together with the first labelling round; the second round (2026-11-28), the third, the fourth and
+the fifth (2026-11-29; the fifth's held-out prompts are the test split) were written afterwards.
+How often they fire on each part of the set shows whether they generalise to prompts written
+without them in view. No model is involved; the numbers are exact.
 
 Run: ``python bench/context_rules.py`` (seconds).
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from cai2.context import LabelledPrompt, RiskTier, load_context_dataset
 from cai2.context._dataset import (
+    FIFTH_ROUND_NOTE,
     FORMER_TEST_NOTE,
     FOURTH_ROUND_NOTE,
     SECOND_ROUND_NOTE,
@@ -31,7 +32,13 @@ RESULTS = Path(__file__).parent / "results" / "context_rules.json"
 def _part(record: LabelledPrompt) -> str:
     """The part of the set a prompt is in: its labelling round, and for round 1 its old split."""
     notes = record.notes or ""
+    if FIFTH_ROUND_NOTE in notes:
+        if record.split == "test":
+            return "round_5_test"
+        return "round_5_near_duplicates" if "near-duplicate" in notes else "round_5_training_batch"
     if FOURTH_ROUND_NOTE in notes:
+        if FORMER_TEST_NOTE in notes:
+            return "round_4_former_test"
         return "round_4_test" if record.split == "test" else "round_4_near_duplicates"
     if THIRD_ROUND_NOTE in notes:
         return "round_3_former_test" if FORMER_TEST_NOTE in notes else "round_3_near_duplicates"

@@ -9,9 +9,10 @@ split stays honest.
 The first round's split was drawn at random, stratified by tier. The second round's prompts got
 ``group = "g" + sha256(prompt.lower())[:8]`` and went to ``test`` when ``int(group[1:], 16) % 100 <
 27``, else to ``train``. The third round (2026-11-29) was then the whole test split, and the
-earlier test prompts moved to ``train``; the fourth round (also 2026-11-29) replaced it the same
-way. A former test prompt's ``notes`` say so (see :data:`FORMER_TEST_NOTE`).
-In every round, a near-duplicate of an existing prompt joins that prompt's group and split.
+earlier test prompts moved to ``train``; the fourth and fifth rounds (also 2026-11-29) replaced it
+the same way, and the fifth also added a batch of training prompts by four other writers. A
+former test prompt's ``notes`` say so (see :data:`FORMER_TEST_NOTE`). In every round, a
+near-duplicate of an existing prompt joins that prompt's group and split.
 """
 
 from __future__ import annotations
@@ -48,12 +49,13 @@ THIRD_ROUND_NOTE = "third round"
 4 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
 FOURTH_ROUND_NOTE = "fourth round"
-"""In ``notes``: written in the fourth round (2026-11-29), the test split since then (and 3
-near-duplicates of earlier prompts, which joined their groups in ``train``)."""
+"""In ``notes``: written in the fourth round (2026-11-29); the test split until the fifth round (and
+3 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
 FIFTH_ROUND_NOTE = "fifth round"
-"""In ``notes``: written in the fifth round (2026-11-29): a fresh test split and a larger batch
-of training prompts by other writers."""
+"""In ``notes``: written in the fifth round (2026-11-29): the test split since then, a batch of
+750 training prompts by four other writers, and 24 test candidates that reworded an earlier or a
+new training prompt, which joined its group in ``train``."""
 
 
 class ChatTurn(StrictModel):
