@@ -24,7 +24,9 @@ numbers are the shipped ``DEFAULT_ENCODER``'s, and the out-of-fold rule's pick i
 them, not swapped in.
 
 Fixed before the fifth round was scored: this script runs once on it, unchanged but for the
-counts, and its numbers are reported whatever they are. Expected from the learning curve of
+counts and a diagnosis (``most_likely_tier``: the risk head's most likely tier, raised to the
+rules' floors, instead of the thresholds; reported, not chosen), and its numbers are reported
+whatever they are. Expected from the learning curve of
 ``bench/context_agreement.py`` (about +0.035 macro-F1 per doubling of the training prompts, which
 here roughly double): risk macro-F1 near 0.77, still short of 0.85.
 
@@ -69,9 +71,10 @@ from cai2.context._dataset import (
     SECOND_ROUND_NOTE,
     THIRD_ROUND_NOTE,
 )
-from cai2.context._encoder import embed_one
+from cai2.context._encoder import embed_one, embed_texts
 from cai2.context._finetune import fit_finetuned_assessor
 from cai2.context._onnx import DEFAULT_ENCODER, EncoderSpec, load_onnx_encoder
+from cai2.context._rules import rule_floor
 from cai2.home import cai2_home
 
 RESULTS = Path(__file__).parent / "results" / "context.json"
@@ -296,6 +299,20 @@ def main() -> int:
         truth, [c.risk.value for c in no_cascade.assess_batch(test_conversations)]
     )
 
+    # Diagnosis, not a choice (added before the fifth round was scored): the risk head's most
+    # likely tier instead of the recall-tuned thresholds, still raised to the rules' floors, as
+    # in bench/context_rounds.py.
+    texts = [user_text(r.conversation) for r in test]
+    probabilities = assessor.risk_probabilities(texts, embed_texts(encoder, texts))
+    floors = [rule_floor(r.conversation) for r in test]
+    most_likely = _tier_metrics(
+        truth,
+        [
+            TIERS[max(int(i), floor)]
+            for i, floor in zip(probabilities.argmax(axis=1), floors, strict=True)
+        ],
+    )
+
     # Ablations on the same test split: heads without rules, and the majority-class baseline.
     heads_only = ContextAssessor(encoder, assessor.heads, rules=())
     no_rules = _tier_metrics(
@@ -395,6 +412,9 @@ def main() -> int:
         "advbench_high_plus": round(advbench_high_plus, 4),
         "advbench_tiers": {t: adv_tiers.get(t, 0) for t in TIERS},
         "advbench_n": len(advbench),
+        "most_likely_tier": {
+            k: most_likely[k] for k in ("macro_f1", "high_critical_recall", "confusion")
+        },
         "ablation_heads_without_rules": {
             k: no_rules[k] for k in ("macro_f1", "high_critical_recall", "confusion")
         },
