@@ -20,7 +20,8 @@ Two questions behind the missed macro-F1 target of ``bench/context.py`` (issue 3
 This is a diagnosis, not a selection: no setting of the assessor is chosen from it. The test split
 has been scored before (``bench/context.py``); nothing here changes what the assessor ships with.
 The script also draws ``docs/img/context-learning-curve.png``; ``--plot-only`` redraws it and
-``--labels-only`` computes the agreement part alone (seconds).
+``--labels-only`` computes the agreement part alone (seconds), keeping the last full run's curve
+and figure (``curve_test_split`` says which split that curve was scored on).
 
 Run: ``python bench/context_agreement.py [--labels-only | --plot-only]`` (about 15 minutes on 2
 cores, most of it the two fine-tuned points).
@@ -256,14 +257,20 @@ def main() -> int:
         print(f"labeller {name}: macro-F1 {row['macro_f1']}, kappa {row['kappa']}", flush=True)
     if not args.labels_only:
         result["curve"] = learning_curve(records, test)
+        result["curve_test_split"] = f"{len(test)} prompts, {test[0].notes}"
     result["timestamp"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["command"] = "python bench/context_agreement.py " + " ".join(sys.argv[1:])
     if args.labels_only and RESULTS.is_file():
-        # keep the learning curve of the last full run
-        result["curve"] = json.loads(RESULTS.read_text(encoding="utf-8")).get("curve", [])
+        # Keep the learning curve of the last full run, and its figure: the curve was scored on
+        # the test split of that run, which may be an earlier round than these labels'.
+        last = json.loads(RESULTS.read_text(encoding="utf-8"))
+        result["curve"] = last.get("curve", [])
+        result["curve_test_split"] = last.get(
+            "curve_test_split", "199 prompts, fourth round (2026-11-29): fresh held-out test split"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    if result.get("curve"):
+    if result.get("curve") and not args.labels_only:
         plot(result, FIGURE)
     return 0
 

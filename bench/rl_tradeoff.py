@@ -38,6 +38,8 @@ VARIANTS: tuple[tuple[str, str], ...] = (
     ("+ borderline prompts", "rl_effect_validation_borderline.json"),
     ("GRPO, online (seed 0)", "rl_grpo_validation.json"),
     ("GRPO, online (seed 1)", "rl_grpo_validation_seed1.json"),
+    ("GRPO + borderline (seed 0)", "rl_grpo_borderline_validation.json"),
+    ("GRPO + borderline (seed 1)", "rl_grpo_borderline_validation_seed1.json"),
 )
 RULE_POINTS = 0.05
 
