@@ -31,7 +31,9 @@ steps). It runs with seeds 0 and 1 (runs dirs ``/tmp/cai2-bench-grpo-borderline`
 ``...-borderline-seed1``), each scored on validation and on the fresh split, and it meets the
 stage-4 target only if both seeds pass both splits under the rule above; only then is seed 0
 scored once on the test split. The validation benign prompts come from the same pool as the
-borderline rows (disjoint from them), so the fresh split decides.
+borderline rows (disjoint from them), so the fresh split decides. Seed 0 passed both; seed 1
+passed validation but on the fresh split harm rose (0.26 -> 0.32), so the variant fails
+(``bench/rl_verdict.py``) and the test split was not run.
 
 Run: ``python bench/rl_grpo.py --start hf:<sl model> [--eval-split validation|test] [--runs-dir
 DIR]``. The trained model is kept in ``DIR/grpo/model`` and reused when the script runs again.
