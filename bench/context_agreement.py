@@ -265,9 +265,7 @@ def main() -> int:
         # the test split of that run, which may be an earlier round than these labels'.
         last = json.loads(RESULTS.read_text(encoding="utf-8"))
         result["curve"] = last.get("curve", [])
-        result["curve_test_split"] = last.get(
-            "curve_test_split", "199 prompts, fourth round (2026-11-29): fresh held-out test split"
-        )
+        result["curve_test_split"] = last.get("curve_test_split")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if result.get("curve") and not args.labels_only:
