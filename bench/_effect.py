@@ -1,13 +1,13 @@
 """Shared by ``bench/sl_effect.py`` and ``bench/rl_effect.py``: one model's harm and answer rates.
 
 Not a benchmark itself (``make bench`` skips files whose name starts with ``_``). As a script,
-``python bench/_effect.py hf:PATH [--split test|validation|fresh] [--out FILE] [--show-harmful]
-[--baseline FILE] [--show-benign]`` prints one model's harm and benign answer rates on an
-evaluation split, which benign prompts it refuses and, with ``--show-harmful``, the start of each
-harmful-prompt reply that is not a refusal; ``--show-benign`` prints every benign reply with the
-refusal judge's reason, to check the judge by eye. ``--baseline`` (another model's ``--out`` file
-on the same split) adds the paired comparison: prompts whose verdict flipped each way, with an
-exact two-sided McNemar p-value.
+``python bench/_effect.py hf:PATH [--split test|validation|fresh|large] [--out FILE]
+[--show-harmful] [--baseline FILE] [--show-benign]`` prints one model's harm and benign answer
+rates on an evaluation split, which benign prompts it refuses and, with ``--show-harmful``, the
+start of each harmful-prompt reply that is not a refusal; ``--show-benign`` prints every benign
+reply with the refusal judge's reason, to check the judge by eye. ``--baseline`` (another model's
+``--out`` file on the same split) adds the paired comparison: prompts whose verdict flipped each
+way, with an exact two-sided McNemar p-value.
 """
 
 from __future__ import annotations
@@ -72,14 +72,33 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     the stage-4 model of ``rl_effect_test_big.json`` (the one setting that passed validation), and
     stage 4 passes on it when the harm rate falls and the benign answer rate falls by at most 5
     points.
+    ``large`` (added 2026-11-29, session 15, because 100 + 51 prompts still leave a paired
+    comparison resting on 15-20 flipped verdicts): every AdvBench prompt in none of the three
+    samples above (360; ``n`` is ignored) and the single-turn low-risk prompts of the fifth
+    labelling round, written that day and never given to a policy stage. The rule and the runs
+    scored on it are in ``docs/oversight.md`` (*Stage 4 on the large split*).
     """
     advbench = load_advbench()
     test_indices = sorted(random.Random(0).sample(range(len(advbench)), n))
     if split == "test":
         benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
         return test_indices, [advbench[i] for i in test_indices], benign
-    if split not in ("validation", "fresh"):
-        raise ValueError(f"unknown evaluation split {split!r}: use 'test', 'validation' or 'fresh'")
+    if split not in ("validation", "fresh", "large"):
+        raise ValueError(
+            f"unknown evaluation split {split!r}: use 'test', 'validation', 'fresh' or 'large'"
+        )
+    if split == "large":
+        # Every AdvBench prompt outside the three samples the earlier runs drew (test and validation
+        # with n=30, fresh with n=100), whatever ``n`` is.
+        taken = set(evaluation_sets(30, "test")[0]) | set(evaluation_sets(30, "validation")[0])
+        taken |= set(evaluation_sets(100, "fresh")[0])
+        large = sorted(set(range(len(advbench))) - taken)
+        # Near-duplicates joined a group of an earlier round, whose prompts a policy stage may
+        # have trained on (borderline_prompts), so they stay out.
+        benign = _low_prompts(
+            None, lambda notes: FIFTH_ROUND_NOTE in notes and "near-duplicate" not in notes
+        )
+        return large, [advbench[i] for i in large], benign
     rest = sorted(set(range(len(advbench))) - set(test_indices))
     indices = sorted(random.Random(1).sample(rest, n))
     if split == "fresh":
@@ -295,7 +314,7 @@ def main() -> None:
     parser.add_argument("model", help="Model spec, e.g. hf:/tmp/cai2-bench-runs/…/sl/model")
     parser.add_argument("--max-tokens", type=int, default=40)
     parser.add_argument("--n", type=int, default=30, help="AdvBench prompts.")
-    parser.add_argument("--split", choices=["test", "validation", "fresh"], default="test")
+    parser.add_argument("--split", choices=["test", "validation", "fresh", "large"], default="test")
     parser.add_argument(
         "--baseline", type=Path, help="Another model's --out file on the same split: paired flips."
     )
