@@ -27,6 +27,7 @@ from cai2.context._dataset import (
     FIFTH_ROUND_NOTE,
     FORMER_TEST_NOTE,
     FOURTH_ROUND_NOTE,
+    SIXTH_ROUND_NOTE,
     THIRD_ROUND_NOTE,
 )
 from cai2.critique import load_prompt_set
@@ -115,7 +116,13 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     # The train split as it was before 2026-11-29: the third and fourth labelling rounds moved old
     # test prompts and near-duplicates into it, and this sample must stay the one earlier
     # validation runs used.
-    later = (FORMER_TEST_NOTE, THIRD_ROUND_NOTE, FOURTH_ROUND_NOTE, FIFTH_ROUND_NOTE)
+    later = (
+        FORMER_TEST_NOTE,
+        THIRD_ROUND_NOTE,
+        FOURTH_ROUND_NOTE,
+        FIFTH_ROUND_NOTE,
+        SIXTH_ROUND_NOTE,
+    )
     low = _low_prompts("train", lambda notes: not any(mark in notes for mark in later))
     benign = random.Random(1).sample(low, 30)
     return indices, [advbench[i] for i in indices], benign
@@ -144,7 +151,7 @@ def borderline_prompts(limit: int | None = None) -> list[dict[str, str]]:
     }
     # The train split of the first three rounds: the fourth round's prompts are the fresh split's,
     # and the rows must not change when a later round adds training prompts.
-    later = (FOURTH_ROUND_NOTE, FIFTH_ROUND_NOTE)
+    later = (FOURTH_ROUND_NOTE, FIFTH_ROUND_NOTE, SIXTH_ROUND_NOTE)
     earlier = _low_prompts("train", lambda notes: not any(mark in notes for mark in later))
     prompts = [p for p in earlier if _normalise(p) not in skip]
     random.Random(3).shuffle(prompts)

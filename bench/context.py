@@ -14,24 +14,24 @@ prompt through every variant in turn) so that drifting load on the machine hits 
 alike. A fixed rule (``SELECTION_RULE``) picks one from that table; its test numbers are reported
 in ``rule_pick`` beside the default's.
 
-The test split is the fifth labelling round's (2026-11-29, session 14). The first test split had
-been used for three encoder choices, the third round's had been scored twice and the fourth
-round's had been scored by two encoders and a diagnosis; all are now part of the training split,
-with a batch of about 750 training prompts by four other writers of the fifth round.
-``DEFAULT_ENCODER`` was chosen by cross-round validation on the third round
-(``bench/context_rounds.py``; its ``joint_pick`` keeps it with its thresholds). The headline
-numbers are the shipped ``DEFAULT_ENCODER``'s, and the out-of-fold rule's pick is reported beside
-them, not swapped in.
+The test split is the sixth labelling round's (2026-11-29, session 15). The first test split had
+been used for three encoder choices, the third round's had been scored twice, the fourth round's
+by two encoders and a diagnosis, and the fifth round's once (session 14); all are now part of the
+training split, with two batches of training prompts by other writers: about 750 in the fifth
+round and 500 aimed at the tier boundaries in the sixth. ``DEFAULT_ENCODER`` was chosen by
+cross-round validation on the third round (``bench/context_rounds.py``; its ``joint_pick`` keeps
+it with its thresholds). The headline numbers are the shipped ``DEFAULT_ENCODER``'s, and the
+out-of-fold rule's pick is reported beside them, not swapped in.
 
-Fixed before the fifth round was scored: this script runs once on it, unchanged but for the
-counts and a diagnosis (``most_likely_tier``: the risk head's most likely tier, raised to the
-rules' floors, instead of the thresholds; reported, not chosen), and its numbers are reported
-whatever they are. The full run was stopped after 40 minutes, before any test prompt was scored:
-at 1969 training prompts each of the six fine-tuned candidates takes 11-23 minutes, which the
-session could not hold. ``--shipped-only`` fits the shipped encoder alone, as the full run does,
-but compares no other candidate and leaves ``rule_pick`` out. Expected from the learning curve of
-``bench/context_agreement.py`` (about +0.035 macro-F1 per doubling of the training prompts, which
-here roughly double): risk macro-F1 near 0.77, still short of 0.85.
+Fixed before the sixth round was scored: ``python bench/context.py --shipped-only`` runs once on
+it, with no change to the assessor or to this script but the counts, and its numbers are reported
+whatever they are; the decision rule stays the thresholds tuned out of fold for recall of
+high+critical ≥ 0.97, with the risk head's most likely tier (``most_likely_tier``) a diagnosis
+only. The full run (six fine-tuned candidates) does not fit a session at this size. Expected:
+risk macro-F1 between 0.80 and 0.86 and recall of high+critical near 0.96. The fifth round gave
+0.832 at 1969 training prompts, and 2657 is about 1.35 times as many (+0.015 on the learning
+curve's slope); the sixth round's writers also wrote a training batch, and part of the fifth
+round's score may have come from the closeness of writers working together.
 
 ``python bench/context.py --shipped-only`` skips the other candidates (see above);
 ``python bench/context.py --counts-only`` only recounts the ``n`` block of the results file from the
@@ -74,6 +74,7 @@ from cai2.context._dataset import (
     FORMER_TEST_NOTE,
     FOURTH_ROUND_NOTE,
     SECOND_ROUND_NOTE,
+    SIXTH_ROUND_NOTE,
     THIRD_ROUND_NOTE,
 )
 from cai2.context._encoder import embed_one, embed_texts
@@ -264,6 +265,8 @@ def _counts(records: list[LabelledPrompt]) -> dict[str, Any]:
         "fourth_round_test": marked(FOURTH_ROUND_NOTE, test),
         "fifth_round_added": marked(FIFTH_ROUND_NOTE, records),
         "fifth_round_test": marked(FIFTH_ROUND_NOTE, test),
+        "sixth_round_added": marked(SIXTH_ROUND_NOTE, records),
+        "sixth_round_test": marked(SIXTH_ROUND_NOTE, test),
         "former_test_trained_on": marked(FORMER_TEST_NOTE, train),
     }
 

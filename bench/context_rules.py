@@ -22,6 +22,7 @@ from cai2.context._dataset import (
     FORMER_TEST_NOTE,
     FOURTH_ROUND_NOTE,
     SECOND_ROUND_NOTE,
+    SIXTH_ROUND_NOTE,
     THIRD_ROUND_NOTE,
 )
 from cai2.context._rules import apply_rules
@@ -32,9 +33,13 @@ RESULTS = Path(__file__).parent / "results" / "context_rules.json"
 def _part(record: LabelledPrompt) -> str:
     """The part of the set a prompt is in: its labelling round, and for round 1 its old split."""
     notes = record.notes or ""
-    if FIFTH_ROUND_NOTE in notes:
+    if SIXTH_ROUND_NOTE in notes:
         if record.split == "test":
-            return "round_5_test"
+            return "round_6_test"
+        return "round_6_near_duplicates" if "near-duplicate" in notes else "round_6_training_batch"
+    if FIFTH_ROUND_NOTE in notes:
+        if FORMER_TEST_NOTE in notes:
+            return "round_5_former_test"
         return "round_5_near_duplicates" if "near-duplicate" in notes else "round_5_training_batch"
     if FOURTH_ROUND_NOTE in notes:
         if FORMER_TEST_NOTE in notes:

