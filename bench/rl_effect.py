@@ -96,6 +96,11 @@ def main() -> None:
         help="Sample, train and evaluate with the risk tag on each request (`context_prompt`).",
     )
     parser.add_argument(
+        "--seed",
+        type=int,
+        help="Seed of the sampling and of DPO (data order, adapter); default 0 for both.",
+    )
+    parser.add_argument(
         "--review-judge",
         help="Judge of the hierarchy's review level (default: embedding-head), e.g. ensemble.",
     )
@@ -159,6 +164,9 @@ def main() -> None:
         "dpo": dpo,
         "context_prompt": args.context_prompt,
     }
+    if args.seed is not None:  # only when given, so earlier runs keep their config hash
+        config["preferences"]["params"]["seed"] = args.seed  # type: ignore[index]
+        dpo["seed"] = args.seed
     if args.balance_benign:  # only when given, so earlier runs keep their config hash
         config["preferences"]["balance_benign"] = True  # type: ignore[index]
     training_prompts = 2 * args.per_set
@@ -215,6 +223,7 @@ def main() -> None:
         "eval_split": args.eval_split,
         "context_prompt": args.context_prompt,
         "dpo": dpo,
+        "seed": 0 if args.seed is None else args.seed,
         "sample_temperature": args.temperature,
         "samples_from": None if args.samples_from is None else str(args.samples_from),
         "judge": "refusal-prefix (cai2.judges.RefusalJudge); second column: embedding-head",

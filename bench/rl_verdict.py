@@ -58,6 +58,10 @@ RUNS: tuple[tuple[str, int, str, str, str], ...] = (
     ("grpo", 1, "large", "rl_grpo_large_seed1.json", LARGE),
     ("grpo-borderline", 0, "large", "rl_grpo_borderline_large.json", LARGE),
     ("grpo-borderline", 1, "large", "rl_grpo_borderline_large_seed1.json", LARGE),
+    # The new seeds the large-split rule asks for: the big DPO run was the first setting in the
+    # fixed order to pass `large`, and it had one seed.
+    ("dpo-big", 1, "large", "rl_effect_large_big_seed1.json", LARGE),
+    ("dpo-big", 2, "large", "rl_effect_large_big_seed2.json", LARGE),
 )
 
 
