@@ -63,6 +63,9 @@ RUNS: tuple[tuple[str, int, str, str, str], ...] = (
     ("dpo-big", 1, "large", "rl_effect_large_big_seed1.json", LARGE),
     ("dpo-big", 2, "large", "rl_effect_large_big_seed2.json", LARGE),
 )
+NEW_SEEDS = {("dpo-big", 1), ("dpo-big", 2)}
+"""(setting, seed) trained after the large-split rule was fixed; a pass on ``large`` meets the
+target only with one of them among its runs."""
 
 
 def _read(name: str) -> dict[str, Any]:
@@ -105,14 +108,16 @@ def verdicts(rows: list[dict[str, Any]], rule: str) -> dict[str, str]:
     """Each setting's verdict under ``rule``: it fails if one of its runs fails."""
     out = {}
     for setting in dict.fromkeys(row["setting"] for row in rows if row["counts_for"] == rule):
-        mine = [r["passes"] for r in rows if r["setting"] == setting and r["counts_for"] == rule]
+        runs = [r for r in rows if r["setting"] == setting and r["counts_for"] == rule]
+        mine, seeds = [r["passes"] for r in runs], [r["seed"] for r in runs]
         if False in mine:
             out[setting] = "fails"
         elif None in mine:
             out[setting] = "incomplete"
-        else:
-            # On ``large`` a pass still waits for a seed trained after the rule (docs/oversight.md).
-            out[setting] = "meets the target" if rule == EARLIER else "passes"
+        elif rule == EARLIER or any((setting, seed) in NEW_SEEDS for seed in seeds):
+            out[setting] = "meets the target"
+        else:  # on ``large`` a pass waits for a seed trained after the rule (docs/oversight.md)
+            out[setting] = "passes, needs a new seed"
     return out
 
 
