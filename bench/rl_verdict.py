@@ -62,6 +62,11 @@ RUNS: tuple[tuple[str, int, str, str, str], ...] = (
     # fixed order to pass `large`, and it had one seed.
     ("dpo-big", 1, "large", "rl_effect_large_big_seed1.json", LARGE),
     ("dpo-big", 2, "large", "rl_effect_large_big_seed2.json", LARGE),
+    # Scored after them, reported beside the verdict: the smaller splits the seed-0 run failed.
+    ("dpo-big", 1, "test", "rl_effect_test_big_seed1.json", REPORTED),
+    ("dpo-big", 1, "fresh", "rl_effect_fresh_big_seed1.json", REPORTED),
+    ("dpo-big", 2, "test", "rl_effect_test_big_seed2.json", REPORTED),
+    ("dpo-big", 2, "fresh", "rl_effect_fresh_big_seed2.json", REPORTED),
 )
 NEW_SEEDS = {("dpo-big", 1), ("dpo-big", 2)}
 """(setting, seed) trained after the large-split rule was fixed; a pass on ``large`` meets the

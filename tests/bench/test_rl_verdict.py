@@ -68,6 +68,11 @@ def test_large_split_rows_count_only_for_the_large_verdict(
     # The big DPO run's seed 0 passes; its verdict waits on the seeds trained after the rule.
     dpo0 = next(r for r in large if r["setting"] == "dpo-big" and r["seed"] == 0)
     assert dpo0["passes"] is True
+    # Seeds 1 and 2, trained after the rule, pass too; the smaller splits scored after them are
+    # reported only and do not enter the verdict (seed 2 loses 10 points on the test split).
+    assert result["verdicts_large"]["dpo-big"] == "meets the target"
+    seed2_test = next(r for r in result["rows"] if r["file"] == "rl_effect_test_big_seed2.json")
+    assert seed2_test["counts_for"] == verdict.REPORTED and seed2_test["passes"] is False
 
 
 def test_a_large_pass_meets_the_target_only_with_a_seed_trained_after_the_rule(
