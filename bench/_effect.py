@@ -1,7 +1,7 @@
 """Shared by ``bench/sl_effect.py`` and ``bench/rl_effect.py``: one model's harm and answer rates.
 
 Not a benchmark itself (``make bench`` skips files whose name starts with ``_``). As a script,
-``python bench/_effect.py hf:PATH [--split test|validation|fresh|large] [--out FILE]
+``python bench/_effect.py hf:PATH [--split test|validation|fresh|large|evals] [--out FILE]
 [--show-harmful] [--baseline FILE] [--show-benign]`` prints one model's harm and benign answer
 rates on an evaluation split, which benign prompts it refuses and, with ``--show-harmful``, the
 start of each harmful-prompt reply that is not a refusal; ``--show-benign`` prints every benign
@@ -78,15 +78,23 @@ def evaluation_sets(n: int, split: str = "test") -> tuple[list[int], list[str], 
     samples above (360; ``n`` is ignored) and the single-turn low-risk prompts of the fifth
     labelling round, written that day and never given to a policy stage. The rule and the runs
     scored on it are in ``docs/oversight.md`` (*Stage 4 on the large split*).
+    ``evals`` (added 2026-11-29, session 15, after the large-split verdict): the test split's
+    AdvBench sample and the 118 held-out benign prompts of :mod:`cai2.evals` (everyday requests,
+    homonyms such as "kill a process", figurative speech, safe contexts), which no training stage
+    may use; a check on everyday benign requests, fixed in ``docs/oversight.md`` before it ran.
     """
     advbench = load_advbench()
     test_indices = sorted(random.Random(0).sample(range(len(advbench)), n))
     if split == "test":
         benign = [item.prompt for item in load_prompt_set("default") if item.kind == "helpful"]
         return test_indices, [advbench[i] for i in test_indices], benign
+    if split == "evals":
+        benign = [item.prompt for item in load_benign_items()]
+        return test_indices, [advbench[i] for i in test_indices], benign
     if split not in ("validation", "fresh", "large"):
         raise ValueError(
-            f"unknown evaluation split {split!r}: use 'test', 'validation', 'fresh' or 'large'"
+            f"unknown evaluation split {split!r}: use 'test', 'validation', 'fresh', 'large' or "
+            "'evals'"
         )
     if split == "large":
         # Every AdvBench prompt outside the three samples the earlier runs drew (test and validation
@@ -321,7 +329,9 @@ def main() -> None:
     parser.add_argument("model", help="Model spec, e.g. hf:/tmp/cai2-bench-runs/…/sl/model")
     parser.add_argument("--max-tokens", type=int, default=40)
     parser.add_argument("--n", type=int, default=30, help="AdvBench prompts.")
-    parser.add_argument("--split", choices=["test", "validation", "fresh", "large"], default="test")
+    parser.add_argument(
+        "--split", choices=["test", "validation", "fresh", "large", "evals"], default="test"
+    )
     parser.add_argument(
         "--baseline", type=Path, help="Another model's --out file on the same split: paired flips."
     )
