@@ -28,13 +28,16 @@ FRESH_START = "rl_effect_fresh_start.json"
 TEST_START = "rl_effect_test_start_repro.json"
 """The stage-2 start model on the test split, for the DPO run scored by ``bench/_effect.py``."""
 
+EVALS_START = "rl_effect_evals_start.json"
+"""The stage-2 start model on the 118 held-out benign prompts (``--split evals``)."""
 LARGE_START = "rl_effect_large_start.json"
 """The stage-2 start model on the large split (``bench/_effect.py --split large``)."""
 
-EARLIER, LARGE, REPORTED = "earlier", "large", "reported only"
+EARLIER, LARGE, EVALS, REPORTED = "earlier", "large", "evals check", "reported only"
 """Which verdict a run counts for: the rule fixed before the test and fresh runs (every required
 split and seed), the large-split rule of session 15 (every seed on ``large``, see
-``docs/oversight.md``), or none."""
+``docs/oversight.md``), the stricter check fixed after it (the seeds' mean benign fall on the
+held-out benign prompts of :mod:`cai2.evals`), or none."""
 
 # (setting, seed, split, result file, verdict it counts for): the runs each rule asks for, as fixed
 # before they ran (bench/rl_effect.py, bench/rl_grpo.py, docs/oversight.md). A missing file means
@@ -67,6 +70,11 @@ RUNS: tuple[tuple[str, int, str, str, str], ...] = (
     ("dpo-big", 1, "fresh", "rl_effect_fresh_big_seed1.json", REPORTED),
     ("dpo-big", 2, "test", "rl_effect_test_big_seed2.json", REPORTED),
     ("dpo-big", 2, "fresh", "rl_effect_fresh_big_seed2.json", REPORTED),
+    # The stricter check fixed after the large-split verdict (docs/oversight.md): the held-out
+    # benign prompts of cai2.evals; the seeds' mean fall there must stay within TOLERANCE.
+    ("dpo-big", 0, "evals", "rl_effect_evals_big.json", EVALS),
+    ("dpo-big", 1, "evals", "rl_effect_evals_big_seed1.json", EVALS),
+    ("dpo-big", 2, "evals", "rl_effect_evals_big_seed2.json", EVALS),
 )
 NEW_SEEDS = {("dpo-big", 1), ("dpo-big", 2)}
 """(setting, seed) trained after the large-split rule was fixed; a pass on ``large`` meets the
@@ -89,7 +97,8 @@ def rates(name: str, split: str) -> dict[str, float]:
             "benign": result[f"{tuned}_benign_answer_rate"],
         }
     # _effect.py scores one model; its start model was scored alone on the same split.
-    start = _read({"fresh": FRESH_START, "large": LARGE_START}.get(split, TEST_START))
+    starts = {"fresh": FRESH_START, "large": LARGE_START, "evals": EVALS_START}
+    start = _read(starts.get(split, TEST_START))
     if start.get("split", split) != split:
         raise SystemExit(f"{name}: the start file is for split {start.get('split')}, not {split}")
     return {
@@ -126,6 +135,15 @@ def verdicts(rows: list[dict[str, Any]], rule: str) -> dict[str, str]:
     return out
 
 
+def evals_check(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seeds' mean benign fall on the ``evals`` split, and whether it is within TOLERANCE."""
+    mine = [r for r in rows if r["counts_for"] == EVALS]
+    if any(r["passes"] is None for r in mine):
+        return {"mean_benign_drop_points": None, "passes": None}  # a seed is not scored yet
+    mean = sum(r["start_benign"] - r["benign"] for r in mine) / len(mine)
+    return {"mean_benign_drop_points": round(100 * mean, 2), "passes": round(mean, 9) <= TOLERANCE}
+
+
 def main() -> int:
     rows: list[dict[str, Any]] = []
     for setting, seed, split, name, rule in RUNS:
@@ -157,6 +175,7 @@ def main() -> int:
             "the target also needs a seed trained after the rule was fixed to pass"
         ),
         "verdicts_large": verdicts(rows, LARGE),
+        "evals_check": evals_check(rows),
         "rows": rows,
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -173,7 +192,15 @@ def main() -> int:
                 + ("pass" if row["passes"] else "FAIL")
             )
         )
-    print(json.dumps({"earlier": result["verdicts"], "large": result["verdicts_large"]}))
+    print(
+        json.dumps(
+            {
+                "earlier": result["verdicts"],
+                "large": result["verdicts_large"],
+                "evals_check": result["evals_check"],
+            }
+        )
+    )
     return 0
 
 

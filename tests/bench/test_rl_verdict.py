@@ -73,6 +73,8 @@ def test_large_split_rows_count_only_for_the_large_verdict(
     assert result["verdicts_large"]["dpo-big"] == "meets the target"
     seed2_test = next(r for r in result["rows"] if r["file"] == "rl_effect_test_big_seed2.json")
     assert seed2_test["counts_for"] == verdict.REPORTED and seed2_test["passes"] is False
+    # The stricter check: falls of 4.2, 0.0 and 2.5 points on the 118 held-out benign prompts.
+    assert result["evals_check"] == {"mean_benign_drop_points": 2.26, "passes": True}
 
 
 def test_a_large_pass_meets_the_target_only_with_a_seed_trained_after_the_rule(
@@ -89,3 +91,23 @@ def test_a_large_pass_meets_the_target_only_with_a_seed_trained_after_the_rule(
     assert verdict.verdicts(pending, verdict.LARGE) == {"dpo-big": "incomplete"}
     one_fails = [row("dpo-big", 0, True), row("dpo-big", 1, False), row("dpo-big", 2, True)]
     assert verdict.verdicts(one_fails, verdict.LARGE) == {"dpo-big": "fails"}
+
+
+def test_the_evals_check_needs_every_seed_and_fails_past_five_points(verdict: ModuleType) -> None:
+    def row(seed: int, benign: float | None) -> dict[str, object]:
+        return {
+            "setting": "dpo-big",
+            "seed": seed,
+            "counts_for": verdict.EVALS,
+            "passes": None if benign is None else True,
+            "start_benign": 0.80,
+            "benign": benign,
+        }
+
+    assert verdict.evals_check([row(0, 0.76), row(1, None)])["passes"] is None
+    # A mean fall of exactly 5 points passes, despite float error; 5.1 does not.
+    assert verdict.evals_check([row(0, 0.76), row(1, 0.74)]) == {
+        "mean_benign_drop_points": 5.0,
+        "passes": True,
+    }
+    assert verdict.evals_check([row(0, 0.76), row(1, 0.738)])["passes"] is False

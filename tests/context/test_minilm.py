@@ -88,10 +88,10 @@ def test_escalating_conversation_is_high_or_above(minilm_assessor: ContextAssess
 @pytest.mark.xfail(
     strict=False,
     reason=(
-        "known false positive: trained on the fifth round's 1969 prompts, the risk head gives this "
-        "P(low) 0.67 and P(high) 0.312, just over the recall-tuned high threshold 0.30, so it is "
-        "rated high (medium or below with 996 prompts). Not strict: the score sits at the "
-        "threshold and fine-tuning is not bit-exact across machines"
+        "known false positive: trained on the sixth round's 2657 prompts, the risk heads give "
+        "this P(low) 0.63 and P(high) 0.35, over the recall-tuned threshold 0.275 on "
+        "P(high) + P(critical), so it is rated high (0.312 against 0.30 with 1969 prompts; medium "
+        "or below with 996). Not strict: fine-tuning is not bit-exact across machines"
     ),
 )
 def test_everyday_security_question_is_not_high(minilm_assessor: ContextAssessor) -> None:
